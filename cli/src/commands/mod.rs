@@ -1,0 +1,34 @@
+//! One module per command group.
+
+mod audit;
+mod decide;
+mod policy;
+
+use crate::cli::{Command, SchemaKind};
+use crate::output::{CliError, Printer, Status};
+
+pub fn run(command: Command, out: &Printer) -> Result<Status, CliError> {
+    match command {
+        Command::Policy(c) => policy::run(c, out),
+        Command::Decide(args) => decide::run(args, out),
+        Command::Audit(c) => audit::run(c, out),
+        Command::Schema { which } => {
+            match which {
+                SchemaKind::Cedar => {
+                    let text = aa_core::policy::SCHEMA_TEXT;
+                    out.emit(
+                        "schema",
+                        &serde_json::json!({ "cedarschema": text }),
+                        || text.trim_end().to_owned(),
+                    );
+                }
+                SchemaKind::Model => {
+                    let schema = aa_core::model::json_schema();
+                    let pretty = serde_json::to_string_pretty(&schema).unwrap_or_default();
+                    out.emit("schema", &schema, || pretty);
+                }
+            }
+            Ok(Status::Success)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! One printer for human and JSON output. Data goes to stdout, chatter and errors to stderr;
+//! with `--json` every stdout line is `{"type": ..., "data": ...}`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use aa_core::Diagnostic;
+use serde::Serialize;
+
+/// Exit statuses: 0 ok, 1 a check failed (deny, mismatch, broken chain, invalid policy),
+/// 2 the command could not run (bad arguments, unreadable files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    Failed,
+    Failure,
+}
+
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Success => ExitCode::SUCCESS,
+            Status::Failed => ExitCode::from(1),
+            Status::Failure => ExitCode::from(2),
+        }
+    }
+}
+
+/// An error that stops a command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Policy(#[from] aa_core::PolicyError),
+    #[error(transparent)]
+    Audit(#[from] aa_core::AuditError),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Input(String),
+}
+
+impl CliError {
+    pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+        move |source| CliError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+pub struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    pub fn new(json: bool) -> Self {
+        Printer { json }
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints one datum: JSON envelope, or the human rendering.
+    pub fn emit<T: Serialize>(&self, kind: &str, data: &T, human: impl FnOnce() -> String) {
+        let mut stdout = std::io::stdout().lock();
+        let line = if self.json {
+            serde_json::json!({ "type": kind, "data": data }).to_string()
+        } else {
+            human()
+        };
+        // A closed pipe (`aasm ... | head`) is not an error worth reporting.
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+
+    /// Progress and notes for people (stderr; silent with --json).
+    pub fn note(&self, text: &str) {
+        if !self.json {
+            eprintln!("{text}");
+        }
+    }
+
+    pub fn error(&self, e: &CliError) {
+        let diags = match e {
+            CliError::Policy(p) => p.diagnostics().to_vec(),
+            _ => Vec::new(),
+        };
+        if self.json {
+            self.emit(
+                "error",
+                &serde_json::json!({ "message": e.to_string(), "diagnostics": diags }),
+                String::new,
+            );
+            return;
+        }
+        if diags.is_empty() {
+            eprintln!("error: {e}");
+        } else {
+            eprintln!("error: {} problem(s) in the policy set", diags.len());
+            for d in &diags {
+                eprint!("{}", render_diagnostic(d));
+            }
+        }
+    }
+}
+
+/// `file:line:col: message`, the source line with a caret under the column, and the help.
+pub fn render_diagnostic(d: &Diagnostic) -> String {
+    let mut out = format!("\n{d}\n");
+    if let (Some(line), Some(col), Some(src)) = (d.line, d.column, &d.source_line) {
+        let gutter = line.to_string().len();
+        out.push_str(&format!(
+            "{:gutter$} |\n{line} | {src}\n{:gutter$} | {}^\n",
+            "",
+            "",
+            " ".repeat(col.saturating_sub(1))
+        ));
+    }
+    out
+}

@@ -1,0 +1,294 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::{BudgetRule, Window};
+use crate::model::{ActionKind, Agent};
+
+/// Usage of one budget by one counter key within its current window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Counter {
+    window_start: i64,
+    calls: u64,
+    tokens: u64,
+    cost_micros: u64,
+}
+
+impl Counter {
+    fn roll(&mut self, window: Window, now_ms: i64) {
+        let start = window.start(now_ms);
+        if start != self.window_start {
+            *self = Counter {
+                window_start: start,
+                ..Counter::default()
+            };
+        }
+    }
+}
+
+/// The budget state exposed to Cedar as `context.budget` (the tightest applicable budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetView {
+    /// Some applicable budget is already spent.
+    pub exceeded: bool,
+    /// Calls left before the tightest call budget is spent (`i64::MAX` if none).
+    pub calls_remaining: i64,
+    /// Tokens left (`i64::MAX` if none).
+    pub tokens_remaining: i64,
+    /// Micro-USD left (`i64::MAX` if none).
+    pub cost_remaining_micros: i64,
+    /// Highest used/limit ratio across applicable budgets, percent.
+    pub utilization_pct: i64,
+}
+
+impl Default for BudgetView {
+    fn default() -> Self {
+        BudgetView {
+            exceeded: false,
+            calls_remaining: i64::MAX,
+            tokens_remaining: i64::MAX,
+            cost_remaining_micros: i64::MAX,
+            utilization_pct: 0,
+        }
+    }
+}
+
+/// A budget that would be exceeded by an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetBreach {
+    /// The budget's name.
+    pub budget: String,
+    /// `calls`, `tokens` or `cost_usd`.
+    pub dimension: &'static str,
+    /// Used so far in the window.
+    pub used: u64,
+    /// The limit.
+    pub limit: u64,
+    /// The window.
+    pub window: Window,
+}
+
+impl std::fmt::Display for BudgetBreach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let per = match self.window {
+            Window::Total => "in total".to_owned(),
+            w => format!("this {}", w.as_str()),
+        };
+        if self.dimension == "cost_usd" {
+            write!(
+                f,
+                "budget `{}` exceeded: ${:.6} of ${:.6} spent {per}",
+                self.budget,
+                self.used as f64 / 1e6,
+                self.limit as f64 / 1e6
+            )
+        } else {
+            write!(
+                f,
+                "budget `{}` exceeded: {}/{} {} {per}",
+                self.budget, self.used, self.limit, self.dimension
+            )
+        }
+    }
+}
+
+/// Live usage of one budget for one counter key (`GET /v1/budgets`, `aasm budgets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct BudgetStatus {
+    /// Budget name.
+    pub budget: String,
+    /// Counter key: `agent:<id>`, `team:<name>` or `global`.
+    pub key: String,
+    /// `minute`, `hour`, `day` or `total`.
+    pub window: String,
+    /// Start of the current window, unix ms.
+    pub window_start_ms: i64,
+    /// Calls used / limit.
+    pub calls_used: u64,
+    /// Call limit, if any.
+    pub calls_limit: Option<u64>,
+    /// Tokens used.
+    pub tokens_used: u64,
+    /// Token limit, if any.
+    pub tokens_limit: Option<u64>,
+    /// Cost used, micro-USD.
+    pub cost_used_micros: u64,
+    /// Cost limit, micro-USD, if any.
+    pub cost_limit_micros: Option<u64>,
+}
+
+/// Thread-safe usage counters for a set of budget rules. Counters are keyed by budget name,
+/// so a reloaded budget file keeps the usage of budgets it still has.
+#[derive(Debug, Default)]
+pub struct BudgetLedger {
+    counters: Mutex<HashMap<(String, String), Counter>>,
+}
+
+fn remaining(limit: u64, used: u64) -> i64 {
+    i64::try_from(limit.saturating_sub(used)).unwrap_or(i64::MAX)
+}
+
+fn pct(used: u64, limit: u64) -> i64 {
+    if limit == 0 {
+        return 100;
+    }
+    i64::try_from(u128::from(used) * 100 / u128::from(limit)).unwrap_or(i64::MAX)
+}
+
+impl BudgetLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Counter>> {
+        // A poisoned lock only means another thread panicked mid-update of plain counters;
+        // the counters are still valid numbers, so keep going.
+        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state of every budget that applies to `agent` doing `kind`.
+    pub fn view(
+        &self,
+        rules: &[BudgetRule],
+        agent: &Agent,
+        kind: ActionKind,
+        now_ms: i64,
+    ) -> BudgetView {
+        let mut view = BudgetView::default();
+        let counters = self.lock();
+        for rule in rules {
+            let Some(key) = rule.key_for(agent, kind) else {
+                continue;
+            };
+            let mut c = counters
+                .get(&(rule.name.clone(), key))
+                .copied()
+                .unwrap_or_default();
+            c.roll(rule.window, now_ms);
+            let dims = [
+                (rule.calls, c.calls, &mut view.calls_remaining),
+                (rule.tokens, c.tokens, &mut view.tokens_remaining),
+                (
+                    rule.cost_micros,
+                    c.cost_micros,
+                    &mut view.cost_remaining_micros,
+                ),
+            ];
+            for (limit, used, slot) in dims {
+                if let Some(limit) = limit {
+                    *slot = (*slot).min(remaining(limit, used));
+                    view.utilization_pct = view.utilization_pct.max(pct(used, limit));
+                    view.exceeded |= used >= limit;
+                }
+            }
+        }
+        view
+    }
+
+    /// Atomically checks every applicable budget and, if none is spent, counts one call
+    /// against each. Tokens and cost are checked (already spent → breach) but charged only
+    /// by [`BudgetLedger::charge_usage`].
+    pub fn try_charge_call(
+        &self,
+        rules: &[BudgetRule],
+        agent: &Agent,
+        kind: ActionKind,
+        now_ms: i64,
+    ) -> Result<(), BudgetBreach> {
+        let mut counters = self.lock();
+        let applicable: Vec<(&BudgetRule, String)> = rules
+            .iter()
+            .filter_map(|r| r.key_for(agent, kind).map(|k| (r, k)))
+            .collect();
+        for (rule, key) in &applicable {
+            let mut c = counters
+                .get(&(rule.name.clone(), key.clone()))
+                .copied()
+                .unwrap_or_default();
+            c.roll(rule.window, now_ms);
+            let breach = |dimension, used, limit| BudgetBreach {
+                budget: rule.name.clone(),
+                dimension,
+                used,
+                limit,
+                window: rule.window,
+            };
+            if let Some(limit) = rule.calls
+                && c.calls.saturating_add(1) > limit
+            {
+                return Err(breach("calls", c.calls, limit));
+            }
+            if let Some(limit) = rule.tokens
+                && c.tokens >= limit
+            {
+                return Err(breach("tokens", c.tokens, limit));
+            }
+            if let Some(limit) = rule.cost_micros
+                && c.cost_micros >= limit
+            {
+                return Err(breach("cost_usd", c.cost_micros, limit));
+            }
+        }
+        for (rule, key) in applicable {
+            let c = counters.entry((rule.name.clone(), key)).or_default();
+            c.roll(rule.window, now_ms);
+            c.calls = c.calls.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// Charges tokens and cost reported after an action ran.
+    pub fn charge_usage(
+        &self,
+        rules: &[BudgetRule],
+        agent: &Agent,
+        kind: ActionKind,
+        tokens: u64,
+        cost_micros: u64,
+        now_ms: i64,
+    ) {
+        if tokens == 0 && cost_micros == 0 {
+            return;
+        }
+        let mut counters = self.lock();
+        for rule in rules {
+            let Some(key) = rule.key_for(agent, kind) else {
+                continue;
+            };
+            let c = counters.entry((rule.name.clone(), key)).or_default();
+            c.roll(rule.window, now_ms);
+            c.tokens = c.tokens.saturating_add(tokens);
+            c.cost_micros = c.cost_micros.saturating_add(cost_micros);
+        }
+    }
+
+    /// Live usage of every counter of the given rules.
+    pub fn status(&self, rules: &[BudgetRule], now_ms: i64) -> Vec<BudgetStatus> {
+        let counters = self.lock();
+        let mut out: Vec<BudgetStatus> = counters
+            .iter()
+            .filter_map(|((name, key), c)| {
+                let rule = rules.iter().find(|r| &r.name == name)?;
+                let mut c = *c;
+                c.roll(rule.window, now_ms);
+                Some(BudgetStatus {
+                    budget: name.clone(),
+                    key: key.clone(),
+                    window: rule.window.as_str().to_owned(),
+                    window_start_ms: c.window_start,
+                    calls_used: c.calls,
+                    calls_limit: rule.calls,
+                    tokens_used: c.tokens,
+                    tokens_limit: rule.tokens,
+                    cost_used_micros: c.cost_micros,
+                    cost_limit_micros: rule.cost_micros,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.budget, &a.key).cmp(&(&b.budget, &b.key)));
+        out
+    }
+}

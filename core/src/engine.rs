@@ -1,0 +1,367 @@
+//! The decision engine: policy snapshot + budgets + audit sink.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use cedar_policy::{AuthorizationError, Authorizer, Decision as CedarDecision, Request};
+
+use crate::audit::AuditSink;
+use crate::budget::{BudgetLedger, BudgetStatus, BudgetView};
+use crate::env::{Environment, format_ts};
+use crate::error::AuditError;
+use crate::model::{Action, Agent, AuditEvent, Decision, Effect, Layer, Outcome, Reason};
+use crate::policy::CompiledPolicy;
+use crate::policy::request::{self, names};
+
+/// Decides actions against the active policy snapshot and budgets, and writes audit events to
+/// an optional sink.
+///
+/// The snapshot is swapped atomically ([`Engine::swap_policy`]); a decision loads it once and
+/// is made entirely against that version, which it reports in `policy_version`.
+pub struct Engine {
+    policy: ArcSwapOption<CompiledPolicy>,
+    ledger: BudgetLedger,
+    env: Arc<dyn Environment>,
+    fail_open: bool,
+    slicing: bool,
+    sink: Option<Arc<dyn AuditSink>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("policy_version", &self.policy_version())
+            .field("fail_open", &self.fail_open)
+            .field("audit", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine with no policy: every decision is `unavailable` (denied unless fail-open).
+    pub fn new(env: Arc<dyn Environment>) -> Self {
+        Engine {
+            policy: ArcSwapOption::empty(),
+            ledger: BudgetLedger::new(),
+            env,
+            fail_open: false,
+            slicing: true,
+            sink: None,
+        }
+    }
+
+    /// An engine deciding against `policy`.
+    pub fn with_policy(policy: impl Into<Arc<CompiledPolicy>>, env: Arc<dyn Environment>) -> Self {
+        let engine = Self::new(env);
+        engine.swap_policy(policy);
+        engine
+    }
+
+    /// Embedded mode: compiles the policy directory, with the system clock.
+    #[cfg(feature = "os")]
+    pub fn from_dir(dir: impl AsRef<std::path::Path>) -> Result<Self, crate::PolicyError> {
+        Ok(Self::with_policy(
+            CompiledPolicy::from_dir(dir)?,
+            Arc::new(crate::env::SystemEnv),
+        ))
+    }
+
+    /// Allow (flagged `fail_open`) instead of deny when no decision can be made.
+    #[must_use]
+    pub fn fail_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
+    }
+
+    /// Evaluate only the policies whose scope can match (default), or the whole set. Both give
+    /// the same decisions; the switch exists so tests and benchmarks can prove it.
+    #[must_use]
+    pub fn slicing(mut self, slicing: bool) -> Self {
+        self.slicing = slicing;
+        self
+    }
+
+    /// Write an audit event for every decision and reported outcome to `sink`.
+    #[must_use]
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Replaces the active policy atomically; returns the previous one.
+    pub fn swap_policy(
+        &self,
+        policy: impl Into<Arc<CompiledPolicy>>,
+    ) -> Option<Arc<CompiledPolicy>> {
+        self.policy.swap(Some(policy.into()))
+    }
+
+    /// Removes the active policy: decisions become `unavailable`.
+    pub fn clear_policy(&self) -> Option<Arc<CompiledPolicy>> {
+        self.policy.swap(None)
+    }
+
+    /// The active snapshot.
+    pub fn policy(&self) -> Option<Arc<CompiledPolicy>> {
+        self.policy.load_full()
+    }
+
+    /// Version of the active snapshot.
+    pub fn policy_version(&self) -> Option<String> {
+        self.policy.load().as_ref().map(|p| p.version().to_owned())
+    }
+
+    /// The budget counters.
+    pub fn ledger(&self) -> &BudgetLedger {
+        &self.ledger
+    }
+
+    /// The clock and id source.
+    pub fn env(&self) -> &Arc<dyn Environment> {
+        &self.env
+    }
+
+    /// Live usage of every budget of the active policy.
+    pub fn budget_status(&self) -> Vec<BudgetStatus> {
+        match self.policy.load().as_ref() {
+            Some(p) => self.ledger.status(&p.budgets().rules, self.env.now_ms()),
+            None => Vec::new(),
+        }
+    }
+
+    /// Decides whether `agent` may do `action` now, and writes the decision to the audit sink.
+    /// Never fails: when no decision can be made the answer is `deny` / `unavailable` (or
+    /// `allow` flagged `fail_open` when so configured).
+    pub fn decide(&self, agent: &Agent, action: &Action, layer: Layer) -> Decision {
+        let decision = self.evaluate(agent, action, layer);
+        match self.record(agent, action, layer, &decision, None) {
+            Ok(()) => decision,
+            Err(e) => self.unavailable(
+                format!("audit log unavailable, so the action cannot be recorded: {e}"),
+                decision.policy_version,
+            ),
+        }
+    }
+
+    /// Decides without writing to the audit sink (the caller records the event itself).
+    pub fn evaluate(&self, agent: &Agent, action: &Action, layer: Layer) -> Decision {
+        if let Err(e) = agent.validate().and_then(|()| action.validate()) {
+            return self.decision(Effect::Deny, Reason::InvalidInput, e.to_string(), None);
+        }
+        let guard = self.policy.load();
+        let Some(policy) = guard.as_ref() else {
+            return self.unavailable("no policy is loaded".into(), None);
+        };
+        let version = Some(policy.version().to_owned());
+        if policy.is_suspended(&agent.agent_id) {
+            let mut d = self.decision(
+                Effect::Deny,
+                Reason::Suspended,
+                format!("agent `{}` is suspended", agent.agent_id),
+                version,
+            );
+            d.policy_ids.clear();
+            return d;
+        }
+        let Some(n) = names() else {
+            return self.unavailable("Cedar names failed to initialise".into(), version);
+        };
+        let now = self.env.now_ms();
+        let kind = action.kind();
+        let rules = &policy.budgets().rules;
+        let view = if rules.is_empty() {
+            BudgetView::default()
+        } else {
+            self.ledger.view(rules, agent, kind, now)
+        };
+        let req = match request::build(n, agent, action, layer, &view, now) {
+            Ok(r) => r,
+            Err(e) => return self.unavailable(format!("cannot map the action: {}", e.0), version),
+        };
+        let slice = if self.slicing {
+            policy.index.slice(kind, &req.principal, &req.resource)
+        } else {
+            Arc::clone(&policy.full)
+        };
+        let cedar_request = match Request::new(
+            req.principal,
+            req.action,
+            req.resource.clone(),
+            req.context,
+            None,
+        ) {
+            Ok(r) => r,
+            Err(e) => return self.unavailable(format!("cannot build the request: {e}"), version),
+        };
+        let response = Authorizer::new().is_authorized(&cedar_request, &slice, &req.entities);
+        let mut determining: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        determining.sort_unstable();
+        let forbid_errors: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .filter_map(|AuthorizationError::PolicyEvaluationError(e)| {
+                let id = e.policy_id().to_string();
+                policy
+                    .policy(&id)
+                    .filter(|i| i.forbid)
+                    .map(|_| e.to_string())
+            })
+            .collect();
+
+        match response.decision() {
+            CedarDecision::Deny if !determining.is_empty() => {
+                let reasons: Vec<String> = determining
+                    .iter()
+                    .filter_map(|id| policy.policy(id).and_then(|i| i.reason.clone()))
+                    .collect();
+                let message = if reasons.is_empty() {
+                    format!("forbidden by policy {}", determining.join(", "))
+                } else {
+                    reasons.join("; ")
+                };
+                let mut d = self.decision(Effect::Deny, Reason::Forbidden, message, version);
+                d.policy_ids = determining;
+                d
+            }
+            CedarDecision::Deny => self.decision(
+                Effect::Deny,
+                Reason::NoPermit,
+                format!("no policy permits {kind} on {}", req.resource),
+                version,
+            ),
+            CedarDecision::Allow if !forbid_errors.is_empty() => {
+                let message = format!(
+                    "a forbid policy could not be evaluated: {}",
+                    forbid_errors.join("; ")
+                );
+                if self.fail_open {
+                    let mut d =
+                        self.decision(Effect::Allow, Reason::EvaluationError, message, version);
+                    d.fail_open = true;
+                    d.policy_ids = determining;
+                    d
+                } else {
+                    self.decision(Effect::Deny, Reason::EvaluationError, message, version)
+                }
+            }
+            CedarDecision::Allow => {
+                if !rules.is_empty()
+                    && let Err(breach) = self.ledger.try_charge_call(rules, agent, kind, now)
+                {
+                    let mut d = self.decision(
+                        Effect::Deny,
+                        Reason::BudgetExceeded,
+                        breach.to_string(),
+                        version,
+                    );
+                    d.budget = Some(breach.budget);
+                    return d;
+                }
+                let message = format!("permitted by {}", determining.join(", "));
+                let mut d = self.decision(Effect::Allow, Reason::Permitted, message, version);
+                d.policy_ids = determining;
+                d
+            }
+        }
+    }
+
+    /// Reports what happened after an allowed action ran: charges its token usage and cost to
+    /// the budgets and writes an audit event carrying the outcome.
+    pub fn report(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        layer: Layer,
+        decision: &Decision,
+        mut outcome: Outcome,
+    ) -> Result<(), AuditError> {
+        if let Some(policy) = self.policy.load().as_ref()
+            && let Some(usage) = outcome.usage.as_mut()
+        {
+            let model = match action {
+                Action::ModelCall { model, .. } => Some(model.as_str()),
+                _ => None,
+            };
+            let cost = policy.prices().cost_micros(model, usage);
+            if usage.cost_usd.is_none() {
+                usage.cost_usd = cost.map(|c| c as f64 / 1e6);
+            }
+            self.ledger.charge_usage(
+                &policy.budgets().rules,
+                agent,
+                action.kind(),
+                usage.total_tokens(),
+                cost.unwrap_or(0),
+                self.env.now_ms(),
+            );
+        }
+        self.record(agent, action, layer, decision, Some(outcome))
+    }
+
+    /// The audit event for a decision (and outcome), stamped with a fresh id and the time.
+    pub fn event(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        layer: Layer,
+        decision: &Decision,
+        outcome: Option<Outcome>,
+    ) -> AuditEvent {
+        AuditEvent {
+            id: self.env.new_id(),
+            ts: format_ts(self.env.now_ms()),
+            agent_id: agent.agent_id.clone(),
+            session_id: agent.session_id.clone(),
+            layer,
+            action: action.clone(),
+            decision: decision.clone(),
+            outcome,
+        }
+    }
+
+    fn record(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        layer: Layer,
+        decision: &Decision,
+        outcome: Option<Outcome>,
+    ) -> Result<(), AuditError> {
+        match &self.sink {
+            Some(sink) => sink.append(self.event(agent, action, layer, decision, outcome)),
+            None => Ok(()),
+        }
+    }
+
+    fn decision(
+        &self,
+        effect: Effect,
+        reason: Reason,
+        message: String,
+        policy_version: Option<String>,
+    ) -> Decision {
+        Decision {
+            effect,
+            reason,
+            message,
+            policy_ids: Vec::new(),
+            decision_id: self.env.new_id(),
+            budget: None,
+            policy_version,
+            fail_open: false,
+        }
+    }
+
+    fn unavailable(&self, message: String, version: Option<String>) -> Decision {
+        let mut d = self.decision(Effect::Deny, Reason::Unavailable, message, version);
+        if self.fail_open {
+            d.effect = Effect::Allow;
+            d.fail_open = true;
+        }
+        d
+    }
+}

@@ -1,0 +1,134 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::MAX_ID_LEN;
+use crate::error::ModelError;
+
+/// An agent: the principal of every decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// Stable identifier, registered at the gateway (`Agent::"<agent_id>"` in Cedar).
+    pub agent_id: String,
+    /// Team the agent belongs to (`Team::"<team>"`, the agent's parent in Cedar).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Session (one run of the agent), carried into audit records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Free-form labels, exposed to Cedar as tags of the principal.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Agent {
+    /// An agent with only an id.
+    pub fn new(agent_id: impl Into<String>) -> Self {
+        Self {
+            agent_id: agent_id.into(),
+            team: None,
+            session_id: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// The same agent in `team`.
+    #[must_use]
+    pub fn with_team(mut self, team: impl Into<String>) -> Self {
+        self.team = Some(team.into());
+        self
+    }
+
+    /// Checks the identifiers an agent supplied: non-empty, bounded, no control characters.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_id("agent_id", &self.agent_id)?;
+        if let Some(team) = &self.team {
+            check_id("team", team)?;
+        }
+        if let Some(session) = &self.session_id {
+            check_id("session_id", session)?;
+        }
+        for (k, v) in &self.labels {
+            check_id("labels key", k)?;
+            check_text("labels value", v, MAX_ID_LEN)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which interception layer saw an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// In-process SDK (Python, Node, WASM, FFI).
+    Sdk,
+    /// The sidecar MitM proxy.
+    Proxy,
+    /// The kernel (eBPF) layer.
+    Ebpf,
+}
+
+impl Layer {
+    /// The wire name (`sdk`, `proxy`, `ebpf`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Sdk => "sdk",
+            Layer::Proxy => "proxy",
+            Layer::Ebpf => "ebpf",
+        }
+    }
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Layer {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sdk" => Ok(Layer::Sdk),
+            "proxy" => Ok(Layer::Proxy),
+            "ebpf" => Ok(Layer::Ebpf),
+            other => Err(ModelError::Invalid {
+                field: "layer",
+                reason: format!("unknown layer `{other}` (expected sdk, proxy or ebpf)"),
+            }),
+        }
+    }
+}
+
+/// An identifier: non-empty, at most [`MAX_ID_LEN`] bytes, no control characters.
+pub(crate) fn check_id(field: &'static str, value: &str) -> Result<(), ModelError> {
+    if value.is_empty() {
+        return Err(ModelError::Invalid {
+            field,
+            reason: "must not be empty".into(),
+        });
+    }
+    check_text(field, value, MAX_ID_LEN)?;
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(ModelError::Invalid {
+            field,
+            reason: format!("contains the control character U+{:04X}", c as u32),
+        });
+    }
+    Ok(())
+}
+
+/// Free text (paths, argv, labels): at most `max` bytes. Control characters are kept:
+/// an argv may hold a newline, and the audit record must show what really ran.
+pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), ModelError> {
+    if value.len() > max {
+        return Err(ModelError::Invalid {
+            field,
+            reason: format!("is {} bytes long, the limit is {max}", value.len()),
+        });
+    }
+    Ok(())
+}

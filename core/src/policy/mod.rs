@@ -1,0 +1,9 @@
+//! Policy: Cedar policy sets, their schema, the Action → request mapping, and slicing.
+
+mod bundle;
+mod compiled;
+mod index;
+pub(crate) mod request;
+
+pub use bundle::{BUDGETS_FILE, PRICES_FILE, PolicyBundle};
+pub use compiled::{CompiledPolicy, PolicyInfo, SCHEMA_TEXT};

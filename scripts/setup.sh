@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Agent Assembly's build, demo and tests need on Debian 12 (run as root).
+# Idempotent: every step checks first and is skipped quickly when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# Debian packages: the wasm32 toolchain (Debian's rustc-web, linked into rustup as `web`).
+APT_PACKAGES=(rustc-web cargo-web rust-web-src lld-22)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! rustup toolchain list | grep -q '^web'; then
+  log "linking Debian's rustc-web as the rustup toolchain 'web'"
+  rustup toolchain link web /usr
+fi
+
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+log "ready"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of Agent Assembly (set-up included). This is what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+scripts/setup.sh
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests (core, CLI)"
+cargo test --workspace --locked
+
+step "example policies pass their case tables"
+for dir in examples/policies/*/; do
+  "$AASM" policy check "$dir"
+  "$AASM" policy test "$dir" "$dir/cases.toml" >/dev/null
+  echo "ok: $dir cases"
+done
+
+step "aa-core without default features builds for wasm32-unknown-unknown"
+RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR" \
+  cargo +web build -p aa-core --no-default-features --locked \
+  --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --release
+
+step "all tests passed"
