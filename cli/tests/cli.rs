@@ -289,9 +289,8 @@ fn the_published_json_schema_is_current() {
     assert!(out.status.success());
     let published =
         std::fs::read_to_string(root().join("docs/schema/aa-model.schema.json")).unwrap();
-    assert_eq!(
-        text(&out.stdout).trim(),
-        published.trim(),
+    assert!(
+        text(&out.stdout).trim() == published.trim(),
         "docs/schema/aa-model.schema.json is stale: run `aasm schema model > docs/schema/aa-model.schema.json`"
     );
 }

@@ -5,22 +5,23 @@ use crate::canonical::write_canonical;
 use crate::error::AuditError;
 use crate::model::{Action, AuditEvent, AuditRecord, Decision, GENESIS_HASH, Layer, Outcome};
 
-/// An [`AuditRecord`] without its `hash`: the value the hash covers. Keep in step with
-/// [`AuditRecord`] (a unit test checks the two agree).
+/// An [`AuditRecord`] without its `hash`: the value the hash covers. Fields in JCS order (the
+/// canonical writer then need not sort them). Keep in step with
+/// [`AuditRecord`]; `tests/model.rs` checks that the two agree.
 #[derive(Serialize)]
 struct Body<'a> {
-    seq: u64,
-    id: &'a str,
-    ts: &'a str,
-    agent_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    session_id: Option<&'a str>,
-    layer: Layer,
     action: &'a Action,
+    agent_id: &'a str,
     decision: &'a Decision,
+    id: &'a str,
+    layer: Layer,
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<&'a Outcome>,
     prev_hash: &'a str,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    ts: &'a str,
 }
 
 /// `hex(SHA-256(prev_hash ‖ JCS(record without "hash")))`, using `scratch` as a buffer.
@@ -42,7 +43,7 @@ pub fn record_hash(record: &AuditRecord, scratch: &mut Vec<u8>) -> Result<String
     let mut h = Sha256::new();
     h.update(record.prev_hash.as_bytes());
     h.update(scratch.as_slice());
-    Ok(hex::encode(h.finalize()))
+    Ok(hex64(&h.finalize()))
 }
 
 /// The head of a chain: turns events into linked records.
@@ -86,6 +87,24 @@ impl Chain {
 
     /// Appends `event` to the chain.
     pub fn link(&mut self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
+        self.link_inner(event, None)
+    }
+
+    /// Appends `event` to the chain and writes the record's canonical JSON line (without the
+    /// newline) to `line`.
+    pub fn link_line(
+        &mut self,
+        event: AuditEvent,
+        line: &mut Vec<u8>,
+    ) -> Result<AuditRecord, AuditError> {
+        self.link_inner(event, Some(line))
+    }
+
+    fn link_inner(
+        &mut self,
+        event: AuditEvent,
+        line: Option<&mut Vec<u8>>,
+    ) -> Result<AuditRecord, AuditError> {
         let mut record = AuditRecord {
             seq: self.next_seq,
             id: event.id,
@@ -99,9 +118,16 @@ impl Chain {
             prev_hash: std::mem::take(&mut self.last_hash),
             hash: String::new(),
         };
-        match record_hash(&record, &mut self.scratch) {
-            Ok(hash) => {
-                record.hash = hash;
+        let hashed = record_hash(&record, &mut self.scratch).and_then(|hash| {
+            record.hash = hash;
+            if let Some(line) = line {
+                line.clear();
+                write_canonical(&record, line)?;
+            }
+            Ok(())
+        });
+        match hashed {
+            Ok(()) => {
                 self.last_hash.clone_from(&record.hash);
                 self.next_seq = self.next_seq.saturating_add(1);
                 Ok(record)
@@ -111,5 +137,14 @@ impl Chain {
                 Err(e)
             }
         }
+    }
+}
+
+/// Lowercase hex of a SHA-256 digest.
+pub(crate) fn hex64(digest: &[u8]) -> String {
+    let mut buf = [0u8; 64];
+    match hex::encode_to_slice(digest, &mut buf) {
+        Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(_) => hex::encode(digest),
     }
 }

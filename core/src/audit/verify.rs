@@ -188,27 +188,30 @@ impl Verifier {
             }
             return;
         }
-        match serde_json::from_slice::<AuditRecord>(bytes) {
-            Ok(record) => {
-                if let Err((kind, detail)) = self.check_record(&record) {
-                    self.fail(line, kind, detail);
-                    return;
-                }
-                self.canon.clear();
-                if write_canonical(&record, &mut self.canon).is_err() || self.canon != bytes {
-                    // The content hashes right, but these bytes are not its canonical form.
-                    let detail = "line is not the canonical encoding of its record".into();
-                    self.fail(line, FailureKind::NonCanonical, detail);
-                    return;
-                }
-                self.commit(&record);
+        let record: AuditRecord = match serde_json::from_slice(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let detail = format!("not an audit record: {e}");
+                return self.fail(line, FailureKind::Malformed, detail);
             }
-            Err(e) => self.fail(
-                line,
-                FailureKind::Malformed,
-                format!("not an audit record: {e}"),
-            ),
+        };
+        if let Err((kind, detail)) = self.check_link(&record) {
+            return self.fail(line, kind, detail);
         }
+        let computed = match record_hash(&record, &mut self.scratch) {
+            Ok(h) => h,
+            Err(e) => return self.fail(line, FailureKind::Malformed, e.to_string()),
+        };
+        if computed != record.hash {
+            let detail = "record content does not match its hash".into();
+            return self.fail(line, FailureKind::HashMismatch, detail);
+        }
+        if !is_body_with_hash(bytes, &self.scratch, &record.hash) {
+            // The content hashes right, but these bytes are not its canonical form.
+            let detail = "line is not the canonical encoding of its record".into();
+            return self.fail(line, FailureKind::NonCanonical, detail);
+        }
+        self.commit(record.seq, computed);
     }
 
     /// Checks one record (from a store rather than a file).
@@ -216,13 +219,21 @@ impl Verifier {
         if self.failed() {
             return;
         }
-        match self.check_record(record) {
-            Ok(()) => self.commit(record),
-            Err((kind, detail)) => self.fail(0, kind, detail),
+        if let Err((kind, detail)) = self.check_link(record) {
+            return self.fail(0, kind, detail);
+        }
+        match record_hash(record, &mut self.scratch) {
+            Ok(h) if h == record.hash => self.commit(record.seq, h),
+            Ok(_) => self.fail(
+                0,
+                FailureKind::HashMismatch,
+                "record content does not match its hash".into(),
+            ),
+            Err(e) => self.fail(0, FailureKind::Malformed, e.to_string()),
         }
     }
 
-    fn check_record(&mut self, record: &AuditRecord) -> Result<(), (FailureKind, String)> {
+    fn check_link(&self, record: &AuditRecord) -> Result<(), (FailureKind, String)> {
         let expected = self.last_seq + 1;
         if record.seq != expected {
             let detail = format!("expected seq {expected}, found seq {}", record.seq);
@@ -232,24 +243,17 @@ impl Verifier {
             let detail = "prev_hash is not the previous record's hash".into();
             return Err((FailureKind::BrokenLink, detail));
         }
-        match record_hash(record, &mut self.scratch) {
-            Ok(h) if h == record.hash => Ok(()),
-            Ok(_) => Err((
-                FailureKind::HashMismatch,
-                "record content does not match its hash".into(),
-            )),
-            Err(e) => Err((FailureKind::Malformed, e.to_string())),
-        }
+        Ok(())
     }
 
-    fn commit(&mut self, record: &AuditRecord) {
+    fn commit(&mut self, seq: u64, hash: String) {
         self.records += 1;
-        self.last_seq = record.seq;
-        self.last_hash.clone_from(&record.hash);
+        self.last_seq = seq;
+        self.last_hash.clone_from(&hash);
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
-        self.recent.push_back((record.seq, record.hash.clone()));
+        self.recent.push_back((seq, hash));
     }
 
     /// Checks one checkpoint against the records seen so far.
@@ -358,7 +362,7 @@ impl Verifier {
         let mut line = 0u64;
         while !rest.is_empty() && !v.failed() {
             line += 1;
-            match rest.iter().position(|b| *b == b'\n') {
+            match memchr::memchr(b'\n', rest) {
                 Some(i) => {
                     let (l, tail) = rest.split_at(i);
                     v.push_line(l, line);
@@ -372,4 +376,20 @@ impl Verifier {
         }
         v.finish()
     }
+}
+
+/// True if `line` is `body` (the canonical record without `hash`, in `scratch`) with the member
+/// `"hash":"<hash>"` inserted where JCS puts it (just before `"id"`). This checks that the line
+/// is canonical without serialising the record a second time.
+fn is_body_with_hash(line: &[u8], body: &[u8], hash: &str) -> bool {
+    let common = line.iter().zip(body).take_while(|(a, b)| a == b).count();
+    let member = format!("hash\":\"{hash}\",\"");
+    let (Some(head), Some(rest), Some(tail)) = (
+        line.get(common..common + member.len()),
+        line.get(common + member.len()..),
+        body.get(common..),
+    ) else {
+        return false;
+    };
+    common >= 2 && head == member.as_bytes() && rest == tail && tail.starts_with(b"id\":")
 }

@@ -69,9 +69,7 @@ impl<W: Write> AuditWriter<W> {
 
     /// Chains and writes one event; returns its seq and whether a checkpoint followed it.
     pub fn append(&mut self, event: AuditEvent) -> Result<(u64, bool), AuditError> {
-        let record = self.chain.link(event)?;
-        self.line.clear();
-        write_canonical(&record, &mut self.line)?;
+        let record = self.chain.link_line(event, &mut self.line)?;
         self.line.push(b'\n');
         self.out
             .write_all(&self.line)

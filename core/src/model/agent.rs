@@ -12,15 +12,15 @@ use crate::error::ModelError;
 pub struct Agent {
     /// Stable identifier, registered at the gateway (`Agent::"<agent_id>"` in Cedar).
     pub agent_id: String,
-    /// Team the agent belongs to (`Team::"<team>"`, the agent's parent in Cedar).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
-    /// Session (one run of the agent), carried into audit records.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
     /// Free-form labels, exposed to Cedar as tags of the principal.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Session (one run of the agent), carried into audit records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Team the agent belongs to (`Team::"<team>"`, the agent's parent in Cedar).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 impl Agent {

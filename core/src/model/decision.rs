@@ -79,26 +79,26 @@ impl std::fmt::Display for Reason {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
+    /// Name of the budget that denied, for `budget_exceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// Unique id of this decision (UUIDv7).
+    pub decision_id: String,
     /// `allow` or `deny`.
     pub effect: Effect,
-    /// Stable reason code.
-    pub reason: Reason,
+    /// True when the action was allowed only because `fail_open` is set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_open: bool,
     /// Human-readable explanation (a policy's `@reason` annotation where it has one).
     pub message: String,
     /// Ids of the determining policies (`@id` annotations, else `<file>:<n>`).
     #[serde(default)]
     pub policy_ids: Vec<String>,
-    /// Unique id of this decision (UUIDv7).
-    pub decision_id: String,
-    /// Name of the budget that denied, for `budget_exceeded`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub budget: Option<String>,
     /// Version (content hash) of the policy set that decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_version: Option<String>,
-    /// True when the action was allowed only because `fail_open` is set.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub fail_open: bool,
+    /// Stable reason code.
+    pub reason: Reason,
 }
 
 impl Decision {

@@ -16,16 +16,16 @@ pub enum OutcomeStatus {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
-    /// `ok` or `error`.
-    pub status: OutcomeStatus,
     /// Wall time of the action in microseconds.
     pub duration_us: u64,
-    /// Size of the result in bytes, where known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result_size: Option<u64>,
     /// Error type or message for `error` (kept short; never the full traceback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Size of the result in bytes, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_size: Option<u64>,
+    /// `ok` or `error`.
+    pub status: OutcomeStatus,
     /// Tokens and cost consumed, charged to budgets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -36,15 +36,15 @@ pub struct Outcome {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Usage {
+    /// Cost in USD; when absent it is priced from the model price table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     /// Prompt tokens.
     #[serde(default)]
     pub input_tokens: u64,
     /// Completion tokens.
     #[serde(default)]
     pub output_tokens: u64,
-    /// Cost in USD; when absent it is priced from the model price table.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
 }
 
 impl Usage {

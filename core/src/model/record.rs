@@ -13,24 +13,24 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditEvent {
-    /// Unique event id (UUIDv7).
-    pub id: String,
-    /// When it was decided or completed, RFC 3339 UTC with milliseconds.
-    pub ts: String,
-    /// The agent.
-    pub agent_id: String,
-    /// The agent's session, where known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    /// Who saw it.
-    pub layer: Layer,
     /// What was attempted.
     pub action: Action,
+    /// The agent.
+    pub agent_id: String,
     /// What was decided.
     pub decision: Decision,
+    /// Unique event id (UUIDv7).
+    pub id: String,
+    /// Who saw it.
+    pub layer: Layer,
     /// What happened, for events reported after an allowed action ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// The agent's session, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// When it was decided or completed, RFC 3339 UTC with milliseconds.
+    pub ts: String,
 }
 
 /// One link of the hash chain.
@@ -41,30 +41,30 @@ pub struct AuditEvent {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
-    /// Position in the chain, from 1, without gaps.
-    pub seq: u64,
-    /// Event id, see [`AuditEvent::id`].
-    pub id: String,
-    /// See [`AuditEvent::ts`].
-    pub ts: String,
-    /// The agent.
-    pub agent_id: String,
-    /// The agent's session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    /// Who saw it.
-    pub layer: Layer,
     /// What was attempted.
     pub action: Action,
+    /// The agent.
+    pub agent_id: String,
     /// What was decided.
     pub decision: Decision,
+    /// This record's hash.
+    pub hash: String,
+    /// Event id, see [`AuditEvent::id`].
+    pub id: String,
+    /// Who saw it.
+    pub layer: Layer,
     /// What happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
     /// Hash of the previous record ([`GENESIS_HASH`] for seq 1).
     pub prev_hash: String,
-    /// This record's hash.
-    pub hash: String,
+    /// Position in the chain, from 1, without gaps.
+    pub seq: u64,
+    /// The agent's session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// See [`AuditEvent::ts`].
+    pub ts: String,
 }
 
 impl AuditRecord {
@@ -90,14 +90,14 @@ impl AuditRecord {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
-    /// Last record covered.
-    pub seq: u64,
     /// That record's hash.
     pub hash: String,
-    /// When the checkpoint was made.
-    pub ts: String,
     /// Hex Ed25519 public key of the signer.
     pub public_key: String,
+    /// Last record covered.
+    pub seq: u64,
     /// Hex Ed25519 signature.
     pub signature: String,
+    /// When the checkpoint was made.
+    pub ts: String,
 }
