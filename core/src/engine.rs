@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
+use std::cell::OnceCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use arc_swap::ArcSwapOption;
-use cedar_policy::{AuthorizationError, Authorizer, Decision as CedarDecision, Request};
+use cedar_policy::{AuthorizationError, Authorizer, Decision as CedarDecision, PolicySet, Request};
 
 use crate::audit::AuditSink;
 use crate::budget::{BudgetLedger, BudgetStatus, BudgetView};
@@ -11,6 +14,8 @@ use crate::env::{Environment, format_ts};
 use crate::error::AuditError;
 use crate::model::{Action, Agent, AuditEvent, Decision, Effect, Layer, Outcome, Reason};
 use crate::policy::CompiledPolicy;
+use crate::policy::fast::FastRequest;
+use crate::policy::index::PolicyIndex;
 use crate::policy::request::{self, names};
 
 /// Decides actions against the active policy snapshot and budgets, and writes audit events to
@@ -25,6 +30,23 @@ pub struct Engine {
     fail_open: bool,
     slicing: bool,
     sink: Option<Arc<dyn AuditSink>>,
+    stats: Stats,
+}
+
+/// How decisions were reached, for metrics and for tests of the fast path.
+#[derive(Debug, Default)]
+struct Stats {
+    fast: AtomicU64,
+    cedar: AtomicU64,
+}
+
+/// Counts of decisions by evaluation path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Decided by the fast evaluator without building a Cedar request.
+    pub fast_path: u64,
+    /// Decided by Cedar (the slice held something the fast evaluator leaves to Cedar).
+    pub cedar_path: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -47,6 +69,7 @@ impl Engine {
             fail_open: false,
             slicing: true,
             sink: None,
+            stats: Stats::default(),
         }
     }
 
@@ -111,6 +134,14 @@ impl Engine {
         self.policy.load().as_ref().map(|p| p.version().to_owned())
     }
 
+    /// How many decisions took the fast path and how many went to Cedar.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            fast_path: self.stats.fast.load(Ordering::Relaxed),
+            cedar_path: self.stats.cedar.load(Ordering::Relaxed),
+        }
+    }
+
     /// The budget counters.
     pub fn ledger(&self) -> &BudgetLedger {
         &self.ledger
@@ -169,31 +200,119 @@ impl Engine {
         let now = self.env.now_ms();
         let kind = action.kind();
         let rules = &policy.budgets().rules;
-        let view = if rules.is_empty() {
-            BudgetView::default()
+        let view = OnceCell::new();
+        let budget = || {
+            *view.get_or_init(|| {
+                if rules.is_empty() {
+                    BudgetView::default()
+                } else {
+                    self.ledger.view(rules, agent, kind, now)
+                }
+            })
+        };
+        let resource = FastRequest::resource_of(action);
+
+        let verdict = if self.slicing {
+            let principal_uid = request::uid(&n.agent, &agent.agent_id);
+            let resource_uid = request::resource_uid(n, action);
+            let slice = policy.index.slice(kind, &principal_uid, &resource_uid);
+            let fast = FastRequest {
+                agent,
+                action,
+                layer,
+                budget: &budget,
+                now_ms: now,
+                resource,
+                args_json: OnceCell::new(),
+            };
+            match fast_verdict(&policy.index, &slice.members, &fast) {
+                Some(v) => {
+                    self.stats.fast.fetch_add(1, Ordering::Relaxed);
+                    Ok(v)
+                }
+                None => {
+                    self.stats.cedar.fetch_add(1, Ordering::Relaxed);
+                    self.cedar_verdict(policy, &slice.set, agent, action, layer, budget(), now)
+                }
+            }
         } else {
-            self.ledger.view(rules, agent, kind, now)
+            self.cedar_verdict(policy, &policy.full, agent, action, layer, budget(), now)
         };
-        let req = match request::build(n, agent, action, layer, &view, now) {
-            Ok(r) => r,
-            Err(e) => return self.unavailable(format!("cannot map the action: {}", e.0), version),
+        let verdict = match verdict {
+            Ok(v) => v,
+            Err(message) => return self.unavailable(message, version),
         };
-        let slice = if self.slicing {
-            policy.index.slice(kind, &req.principal, &req.resource)
-        } else {
-            Arc::clone(&policy.full)
-        };
-        let cedar_request = match Request::new(
-            req.principal,
-            req.action,
-            req.resource.clone(),
-            req.context,
-            None,
-        ) {
-            Ok(r) => r,
-            Err(e) => return self.unavailable(format!("cannot build the request: {e}"), version),
-        };
-        let response = Authorizer::new().is_authorized(&cedar_request, &slice, &req.entities);
+
+        if !verdict.forbids.is_empty() {
+            let reasons: Vec<String> = verdict
+                .forbids
+                .iter()
+                .filter_map(|id| policy.policy(id).and_then(|i| i.reason.clone()))
+                .collect();
+            let message = if reasons.is_empty() {
+                format!("forbidden by policy {}", verdict.forbids.join(", "))
+            } else {
+                reasons.join("; ")
+            };
+            let mut d = self.decision(Effect::Deny, Reason::Forbidden, message, version);
+            d.policy_ids = verdict.forbids;
+            return d;
+        }
+        if verdict.permits.is_empty() {
+            let (ty, id) = FastRequest::resource_of(action);
+            let message = format!("no policy permits {kind} on {ty}::{id:?}");
+            return self.decision(Effect::Deny, Reason::NoPermit, message, version);
+        }
+        if !verdict.forbid_errors.is_empty() {
+            let message = format!(
+                "a forbid policy could not be evaluated: {}",
+                verdict.forbid_errors.join("; ")
+            );
+            if !self.fail_open {
+                return self.decision(Effect::Deny, Reason::EvaluationError, message, version);
+            }
+            let mut d = self.decision(Effect::Allow, Reason::EvaluationError, message, version);
+            d.fail_open = true;
+            d.policy_ids = verdict.permits;
+            return d;
+        }
+        if !rules.is_empty()
+            && let Err(breach) = self.ledger.try_charge_call(rules, agent, kind, now)
+        {
+            let mut d = self.decision(
+                Effect::Deny,
+                Reason::BudgetExceeded,
+                breach.to_string(),
+                version,
+            );
+            d.budget = Some(breach.budget);
+            return d;
+        }
+        let message = format!("permitted by {}", verdict.permits.join(", "));
+        let mut d = self.decision(Effect::Allow, Reason::Permitted, message, version);
+        d.policy_ids = verdict.permits;
+        d
+    }
+
+    /// Asks Cedar: builds the request and evaluates `set`.
+    #[allow(clippy::too_many_arguments)]
+    fn cedar_verdict(
+        &self,
+        policy: &CompiledPolicy,
+        set: &PolicySet,
+        agent: &Agent,
+        action: &Action,
+        layer: Layer,
+        budget: BudgetView,
+        now: i64,
+    ) -> Result<Verdict, String> {
+        let n = names().ok_or("Cedar names failed to initialise")?;
+        let req = request::build(n, agent, action, layer, &budget, now)
+            .map_err(|e| format!("cannot map the action: {}", e.0))?;
+        let cedar_request =
+            Request::new(req.principal, req.action, req.resource, req.context, None)
+                .map_err(|e| format!("cannot build the request: {e}"))?;
+        let response = Authorizer::new().is_authorized(&cedar_request, set, &req.entities);
         let mut determining: Vec<String> = response
             .diagnostics()
             .reason()
@@ -211,62 +330,18 @@ impl Engine {
                     .map(|_| e.to_string())
             })
             .collect();
-
-        match response.decision() {
-            CedarDecision::Deny if !determining.is_empty() => {
-                let reasons: Vec<String> = determining
-                    .iter()
-                    .filter_map(|id| policy.policy(id).and_then(|i| i.reason.clone()))
-                    .collect();
-                let message = if reasons.is_empty() {
-                    format!("forbidden by policy {}", determining.join(", "))
-                } else {
-                    reasons.join("; ")
-                };
-                let mut d = self.decision(Effect::Deny, Reason::Forbidden, message, version);
-                d.policy_ids = determining;
-                d
-            }
-            CedarDecision::Deny => self.decision(
-                Effect::Deny,
-                Reason::NoPermit,
-                format!("no policy permits {kind} on {}", req.resource),
-                version,
-            ),
-            CedarDecision::Allow if !forbid_errors.is_empty() => {
-                let message = format!(
-                    "a forbid policy could not be evaluated: {}",
-                    forbid_errors.join("; ")
-                );
-                if self.fail_open {
-                    let mut d =
-                        self.decision(Effect::Allow, Reason::EvaluationError, message, version);
-                    d.fail_open = true;
-                    d.policy_ids = determining;
-                    d
-                } else {
-                    self.decision(Effect::Deny, Reason::EvaluationError, message, version)
-                }
-            }
-            CedarDecision::Allow => {
-                if !rules.is_empty()
-                    && let Err(breach) = self.ledger.try_charge_call(rules, agent, kind, now)
-                {
-                    let mut d = self.decision(
-                        Effect::Deny,
-                        Reason::BudgetExceeded,
-                        breach.to_string(),
-                        version,
-                    );
-                    d.budget = Some(breach.budget);
-                    return d;
-                }
-                let message = format!("permitted by {}", determining.join(", "));
-                let mut d = self.decision(Effect::Allow, Reason::Permitted, message, version);
-                d.policy_ids = determining;
-                d
-            }
-        }
+        Ok(match response.decision() {
+            CedarDecision::Deny => Verdict {
+                forbids: determining,
+                permits: Vec::new(),
+                forbid_errors,
+            },
+            CedarDecision::Allow => Verdict {
+                forbids: Vec::new(),
+                permits: determining,
+                forbid_errors,
+            },
+        })
     }
 
     /// Reports what happened after an allowed action ran: charges its token usage and cost to
@@ -364,4 +439,38 @@ impl Engine {
         }
         d
     }
+}
+
+/// Which policies were satisfied, and which forbids raised an error.
+struct Verdict {
+    forbids: Vec<String>,
+    permits: Vec<String>,
+    forbid_errors: Vec<String>,
+}
+
+/// Decides with the fast evaluator, or `None` when some policy of the slice needs Cedar.
+fn fast_verdict(
+    index: &PolicyIndex,
+    members: &[usize],
+    request: &FastRequest<'_>,
+) -> Option<Verdict> {
+    let mut forbids = Vec::new();
+    let mut permits = Vec::new();
+    for &m in members {
+        let p = index.policy(m)?;
+        if request.satisfied(&p.condition)? {
+            if p.forbid {
+                forbids.push(p.id.clone());
+            } else {
+                permits.push(p.id.clone());
+            }
+        }
+    }
+    forbids.sort_unstable();
+    permits.sort_unstable();
+    Some(Verdict {
+        forbids,
+        permits,
+        forbid_errors: Vec::new(),
+    })
 }

@@ -27,8 +27,67 @@ impl Environment for SystemEnv {
     }
 
     fn new_id(&self) -> String {
-        uuid::Uuid::now_v7().to_string()
+        let ms = u64::try_from(self.now_ms()).unwrap_or_default();
+        let (a, b) = fast_random();
+        let mut random = [0u8; 10];
+        for (dst, src) in random
+            .iter_mut()
+            .zip(a.to_le_bytes().into_iter().chain(b.to_le_bytes()))
+        {
+            *dst = src;
+        }
+        uuid::Builder::from_unix_timestamp_millis(ms, &random)
+            .into_uuid()
+            .to_string()
     }
+}
+
+/// Bumped by [`reseed_ids_after_fork`]: threads reseed their id generator when it changes.
+#[cfg(feature = "os")]
+static ID_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Call in a forked child (the Python binding does, from `os.register_at_fork`): the child then
+/// draws fresh randomness for its ids instead of continuing its parent's sequence. Even without
+/// it, every id also mixes in the nanosecond clock, so parent and child ids differ.
+#[cfg(feature = "os")]
+pub fn reseed_ids_after_fork() {
+    ID_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// 128 random bits for ids: SplitMix64 per thread, seeded from the OS, mixed with the clock.
+#[cfg(feature = "os")]
+fn fast_random() -> (u64, u64) {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    let generation = ID_GENERATION.load(std::sync::atomic::Ordering::Relaxed);
+    STATE.with(|cell| {
+        let (seen, mut state) = cell.get();
+        if seen != generation {
+            let mut seed = [0u8; 8];
+            // Without OS randomness, the clock and pid still keep ids unique.
+            if getrandom::fill(&mut seed).is_err() {
+                seed = (nanos ^ u64::from(std::process::id()) << 32).to_le_bytes();
+            }
+            state = u64::from_le_bytes(seed);
+        }
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let a = mix(state ^ nanos);
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let b = mix(state);
+        cell.set((generation, state));
+        (a, b)
+    })
 }
 
 /// A fixed clock and counting ids, for tests and conformance cases.
@@ -65,12 +124,36 @@ impl Environment for FixedEnv {
     }
 }
 
-/// RFC 3339 UTC timestamp with milliseconds (`2026-11-23T06:14:23.123Z`).
+/// RFC 3339 UTC timestamp with milliseconds (`2026-11-23T06:14:23.123Z`), for years 0..=9999.
+///
+/// Written by hand (days → civil date, Howard Hinnant's algorithm) because it sits on the
+/// decision path; a test checks it against `jiff` over a wide range.
 pub fn format_ts(now_ms: i64) -> String {
-    match jiff::Timestamp::from_millisecond(now_ms) {
-        Ok(ts) => format!("{ts:.3}"),
-        Err(_) => "1970-01-01T00:00:00.000Z".to_owned(),
-    }
+    const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let ms = now_ms.clamp(0, MAX_MS);
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, sec, milli) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    let mut out = String::with_capacity(24);
+    use std::fmt::Write as _;
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{milli:03}Z"
+    );
+    out
 }
 
 /// Parses an RFC 3339 timestamp into unix milliseconds.
@@ -78,4 +161,22 @@ pub fn parse_ts(ts: &str) -> Option<i64> {
     ts.parse::<jiff::Timestamp>()
         .ok()
         .map(|t| t.as_millisecond())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_ts_agrees_with_jiff() {
+        let mut ms: i64 = 0;
+        while ms < 253_402_300_799_999 {
+            let ts = jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.3}"));
+            assert_eq!(Ok(format_ts(ms)), ts.map_err(|_| ()), "{ms}");
+            assert_eq!(parse_ts(&format_ts(ms)), Some(ms));
+            ms += 86_399_999_987; // ~1 day minus a little: walks every field
+        }
+        assert_eq!(format_ts(1_767_614_400_123), "2026-01-05T12:00:00.123Z");
+        assert_eq!(format_ts(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
 }

@@ -38,10 +38,10 @@ pub mod model;
 pub mod policy;
 
 pub use canonical::{to_canonical_vec, write_canonical};
-pub use engine::Engine;
-#[cfg(feature = "os")]
-pub use env::SystemEnv;
+pub use engine::{Engine, EngineStats};
 pub use env::{Environment, FixedEnv, format_ts, parse_ts};
+#[cfg(feature = "os")]
+pub use env::{SystemEnv, reseed_ids_after_fork};
 pub use error::{AuditError, Diagnostic, ModelError, PolicyError};
 pub use model::*;
 pub use policy::{CompiledPolicy, PolicyBundle};

@@ -123,7 +123,20 @@ pub struct BudgetStatus {
 /// so a reloaded budget file keeps the usage of budgets it still has.
 #[derive(Debug, Default)]
 pub struct BudgetLedger {
-    counters: Mutex<HashMap<(String, String), Counter>>,
+    /// budget name → counter key → usage.
+    counters: Mutex<HashMap<String, HashMap<String, Counter>>>,
+}
+
+fn counter<'a>(
+    counters: &'a mut HashMap<String, HashMap<String, Counter>>,
+    budget: &str,
+    key: String,
+) -> &'a mut Counter {
+    counters
+        .entry(budget.to_owned())
+        .or_default()
+        .entry(key)
+        .or_default()
 }
 
 fn remaining(limit: u64, used: u64) -> i64 {
@@ -143,7 +156,7 @@ impl BudgetLedger {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Counter>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Counter>>> {
         // A poisoned lock only means another thread panicked mid-update of plain counters;
         // the counters are still valid numbers, so keep going.
         self.counters.lock().unwrap_or_else(|p| p.into_inner())
@@ -164,7 +177,8 @@ impl BudgetLedger {
                 continue;
             };
             let mut c = counters
-                .get(&(rule.name.clone(), key))
+                .get(&rule.name)
+                .and_then(|m| m.get(&key))
                 .copied()
                 .unwrap_or_default();
             c.roll(rule.window, now_ms);
@@ -205,7 +219,8 @@ impl BudgetLedger {
             .collect();
         for (rule, key) in &applicable {
             let mut c = counters
-                .get(&(rule.name.clone(), key.clone()))
+                .get(&rule.name)
+                .and_then(|m| m.get(key))
                 .copied()
                 .unwrap_or_default();
             c.roll(rule.window, now_ms);
@@ -233,7 +248,7 @@ impl BudgetLedger {
             }
         }
         for (rule, key) in applicable {
-            let c = counters.entry((rule.name.clone(), key)).or_default();
+            let c = counter(&mut counters, &rule.name, key);
             c.roll(rule.window, now_ms);
             c.calls = c.calls.saturating_add(1);
         }
@@ -258,7 +273,7 @@ impl BudgetLedger {
             let Some(key) = rule.key_for(agent, kind) else {
                 continue;
             };
-            let c = counters.entry((rule.name.clone(), key)).or_default();
+            let c = counter(&mut counters, &rule.name, key);
             c.roll(rule.window, now_ms);
             c.tokens = c.tokens.saturating_add(tokens);
             c.cost_micros = c.cost_micros.saturating_add(cost_micros);
@@ -270,7 +285,8 @@ impl BudgetLedger {
         let counters = self.lock();
         let mut out: Vec<BudgetStatus> = counters
             .iter()
-            .filter_map(|((name, key), c)| {
+            .flat_map(|(name, m)| m.iter().map(move |(key, c)| (name, key, c)))
+            .filter_map(|(name, key, c)| {
                 let rule = rules.iter().find(|r| &r.name == name)?;
                 let mut c = *c;
                 c.roll(rule.window, now_ms);

@@ -13,6 +13,7 @@ use cedar_policy::{
     ActionConstraint, EntityUid, Policy, PolicySet, PrincipalConstraint, ResourceConstraint,
 };
 
+use super::fast::{self, Expr};
 use super::request::Names;
 use crate::model::ActionKind;
 
@@ -31,12 +32,27 @@ struct KindIndex {
     any_principal: ByResource,
 }
 
+/// The policies that can apply to one kind of request: as a Cedar set, and as indexes into
+/// [`PolicyIndex::policy`].
+pub(crate) struct Slice {
+    pub set: PolicySet,
+    pub members: Vec<usize>,
+}
+
+/// One indexed policy: its id, effect and fast-path condition.
+pub(crate) struct Indexed {
+    pub id: String,
+    pub forbid: bool,
+    pub condition: Expr,
+}
+
 /// Policies grouped by (action kind, principal `==` uid or any, resource `==` uid or any).
 pub(crate) struct PolicyIndex {
     policies: Vec<Policy>,
+    indexed: Vec<Indexed>,
     groups: Vec<Vec<usize>>,
     kinds: [KindIndex; 7],
-    cache: RwLock<HashMap<[u32; 4], Arc<PolicySet>>>,
+    cache: RwLock<HashMap<[u32; 4], Arc<Slice>>>,
 }
 
 const NONE: u32 = u32::MAX;
@@ -44,8 +60,17 @@ const NONE: u32 = u32::MAX;
 impl PolicyIndex {
     /// Indexes `policies` (templates are rejected before this point).
     pub(crate) fn build(names: &Names, policies: Vec<Policy>) -> Self {
+        let indexed = policies
+            .iter()
+            .map(|p| Indexed {
+                id: p.id().to_string(),
+                forbid: p.effect() == cedar_policy::Effect::Forbid,
+                condition: fast::compile(p, &names.actions),
+            })
+            .collect();
         let mut index = PolicyIndex {
             policies,
+            indexed,
             groups: Vec::new(),
             kinds: Default::default(),
             cache: RwLock::new(HashMap::new()),
@@ -106,7 +131,7 @@ impl PolicyIndex {
         kind: ActionKind,
         principal: &EntityUid,
         resource: &EntityUid,
-    ) -> Arc<PolicySet> {
+    ) -> Arc<Slice> {
         let mut key = [NONE; 4];
         if let Some(ki) = self.kinds.get(kind.index()) {
             let pick = |br: &ByResource| {
@@ -137,19 +162,26 @@ impl PolicyIndex {
         members.sort_unstable();
         members.dedup();
         let mut set = PolicySet::new();
-        for m in members {
-            if let Some(p) = self.policies.get(m) {
+        for m in &members {
+            if let Some(p) = self.policies.get(*m) {
                 // Ids are unique in the full set, so adding to a subset cannot collide.
                 let _ = set.add(p.clone());
             }
         }
-        let set = Arc::new(set);
+        let set = Arc::new(Slice { set, members });
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED_SLICES {
             cache.clear();
         }
         cache.insert(key, Arc::clone(&set));
         set
+    }
+}
+
+impl PolicyIndex {
+    /// Facts about indexed policy `i`.
+    pub(crate) fn policy(&self, i: usize) -> Option<&Indexed> {
+        self.indexed.get(i)
     }
 }
 

@@ -2,7 +2,8 @@
 
 mod bundle;
 mod compiled;
-mod index;
+pub(crate) mod fast;
+pub(crate) mod index;
 pub(crate) mod request;
 
 pub use bundle::{BUDGETS_FILE, PRICES_FILE, PolicyBundle};

@@ -51,7 +51,7 @@ pub(crate) fn names() -> Option<&'static Names> {
         .as_ref()
 }
 
-fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+pub(crate) fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
 }
 
@@ -89,7 +89,7 @@ fn arg_tags(args: &Map<String, Value>) -> Vec<(String, RestrictedExpression)> {
         .collect()
 }
 
-fn args_json(args: Option<&Map<String, Value>>) -> String {
+pub(crate) fn args_json(args: Option<&Map<String, Value>>) -> String {
     args.and_then(|a| crate::canonical::to_canonical_vec(a).ok())
         .and_then(|b| String::from_utf8(b).ok())
         .unwrap_or_else(|| "{}".to_owned())
@@ -285,7 +285,8 @@ pub(crate) fn build(
             )
             .map_err(|e| MappingError(e.to_string()))?,
         );
-    } else if !resource_tags.is_empty() {
+    } else {
+        // Always in the store, so `hasTag` on it is plainly false rather than undefined.
         entities.push(
             Entity::new_with_tags(resource.clone(), [], [], resource_tags)
                 .map_err(|e| MappingError(e.to_string()))?,

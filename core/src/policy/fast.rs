@@ -1,0 +1,885 @@
+//! The fast path: a small evaluator for the common subset of Cedar, used to decide without
+//! building a Cedar request when every policy of the slice can be evaluated exactly.
+//!
+//! Cedar itself stays the reference and the fallback. Each policy is compiled from its JSON form
+//! (EST) into an [`Expr`]; anything outside the subset becomes [`Expr::Unsupported`]. Evaluation
+//! is three-valued: a definite `true`/`false`, or `None` when the subset cannot tell — an
+//! unsupported construct, or a case where Cedar would raise an error (a missing attribute, a
+//! type mismatch, a missing tag). One `None` in a slice sends the whole request to Cedar, so the
+//! fast path never decides anything Cedar would decide differently; `tests/slicing.rs` checks
+//! this on random policies and requests.
+
+use std::borrow::Cow;
+
+use cedar_policy::{ActionConstraint, EntityUid, Policy, PrincipalConstraint, ResourceConstraint};
+use serde_json::Value as Json;
+
+use super::request::addr_port;
+use crate::budget::BudgetView;
+use crate::model::{Action, Agent, Layer};
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub(crate) enum Expr {
+    Lit(Lit),
+    Set(Vec<Expr>),
+    Var(Var),
+    Attr(Box<Expr>, String),
+    Has(Box<Expr>, String),
+    /// `context.<field>`
+    CtxAttr(Field),
+    /// `context has <field>`
+    CtxHas(Field),
+    /// `context.<field> == "lit"` (or `!=`), specialised at compile time.
+    CtxStrEq(Field, String, bool),
+    /// `context.<field> like pattern`, specialised at compile time.
+    CtxLike(Field, Vec<Segment>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    Like(Box<Expr>, Vec<Segment>),
+    Contains(Box<Expr>, Box<Expr>),
+    ContainsAny(Box<Expr>, Box<Expr>),
+    ContainsAll(Box<Expr>, Box<Expr>),
+    In(Box<Expr>, Box<Expr>),
+    Is(Box<Expr>, String, Option<Box<Expr>>),
+    HasTag(Box<Expr>, Box<Expr>),
+    GetTag(Box<Expr>, Box<Expr>),
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Var {
+    Principal,
+    Action,
+    Resource,
+    Context,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lit {
+    Bool(bool),
+    Long(i64),
+    Str(String),
+    Entity(String, String),
+}
+
+/// A `like` pattern: literal runs separated by `*` wildcards.
+#[derive(Debug, Clone)]
+pub(crate) enum Segment {
+    /// A literal run, with a precompiled substring searcher.
+    Text(String, Box<memchr::memmem::Finder<'static>>),
+    Star,
+}
+
+impl Segment {
+    pub(crate) fn text(t: &str) -> Self {
+        Segment::Text(
+            t.to_owned(),
+            Box::new(memchr::memmem::Finder::new(t.as_bytes()).into_owned()),
+        )
+    }
+}
+
+/// A context attribute, resolved at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    Layer,
+    SessionId,
+    Budget,
+    Time,
+    Tool,
+    ArgsJson,
+    Provider,
+    Model,
+    InputTokens,
+    OutputTokens,
+    Tools,
+    Method,
+    Scheme,
+    Host,
+    Port,
+    Path,
+    Url,
+    Server,
+    Argv,
+    Command,
+    Access,
+    Addr,
+    Proto,
+    Ip,
+    /// No action's context has it.
+    Other,
+}
+
+impl Field {
+    /// Fields whose value, when present, is a string in every action's context.
+    fn is_string(self) -> bool {
+        matches!(
+            self,
+            Field::Layer
+                | Field::SessionId
+                | Field::Tool
+                | Field::ArgsJson
+                | Field::Provider
+                | Field::Model
+                | Field::Method
+                | Field::Scheme
+                | Field::Host
+                | Field::Path
+                | Field::Url
+                | Field::Server
+                | Field::Command
+                | Field::Access
+                | Field::Addr
+                | Field::Proto
+        )
+    }
+
+    fn parse(name: &str) -> Field {
+        match name {
+            "layer" => Field::Layer,
+            "session_id" => Field::SessionId,
+            "budget" => Field::Budget,
+            "time" => Field::Time,
+            "tool" => Field::Tool,
+            "args_json" => Field::ArgsJson,
+            "provider" => Field::Provider,
+            "model" => Field::Model,
+            "input_tokens" => Field::InputTokens,
+            "output_tokens" => Field::OutputTokens,
+            "tools" => Field::Tools,
+            "method" => Field::Method,
+            "scheme" => Field::Scheme,
+            "host" => Field::Host,
+            "port" => Field::Port,
+            "path" => Field::Path,
+            "url" => Field::Url,
+            "server" => Field::Server,
+            "argv" => Field::Argv,
+            "command" => Field::Command,
+            "access" => Field::Access,
+            "addr" => Field::Addr,
+            "proto" => Field::Proto,
+            "ip" => Field::Ip,
+            _ => Field::Other,
+        }
+    }
+}
+
+fn b(e: Expr) -> Box<Expr> {
+    Box::new(e)
+}
+
+fn entity_lit(uid: &EntityUid) -> Expr {
+    Expr::Lit(Lit::Entity(
+        uid.type_name().to_string(),
+        uid.id().unescaped().to_owned(),
+    ))
+}
+
+fn eq(l: Expr, r: Expr) -> Expr {
+    Expr::Cmp(CmpOp::Eq, b(l), b(r))
+}
+
+/// The condition of a policy as evaluated on a request from its slice: the scope constraints
+/// the index does not already guarantee, then the `when`/`unless` clauses, in Cedar's order.
+///
+/// The index puts a policy only in the slices of the action kinds its action constraint names,
+/// under the principal and resource its `==` constraints name; for a request of that slice those
+/// constraints hold, so they are not evaluated again. `known_actions` are the seven action uids.
+pub(crate) fn compile(policy: &Policy, known_actions: &[EntityUid]) -> Expr {
+    let mut parts = Vec::new();
+    let p = Expr::Var(Var::Principal);
+    parts.push(match policy.principal_constraint() {
+        PrincipalConstraint::Any | PrincipalConstraint::Eq(_) => Expr::Lit(Lit::Bool(true)),
+        PrincipalConstraint::In(u) => Expr::In(b(p), b(entity_lit(&u))),
+        PrincipalConstraint::Is(t) => Expr::Is(b(p), t.to_string(), None),
+        PrincipalConstraint::IsIn(t, u) => Expr::Is(b(p), t.to_string(), Some(b(entity_lit(&u)))),
+    });
+    let a = Expr::Var(Var::Action);
+    parts.push(match policy.action_constraint() {
+        ActionConstraint::Any => Expr::Lit(Lit::Bool(true)),
+        ActionConstraint::Eq(u) if known_actions.contains(&u) => Expr::Lit(Lit::Bool(true)),
+        ActionConstraint::Eq(u) => eq(a, entity_lit(&u)),
+        ActionConstraint::In(list) if list.iter().all(|u| known_actions.contains(u)) => {
+            Expr::Lit(Lit::Bool(true))
+        }
+        ActionConstraint::In(list) => {
+            Expr::In(b(a), b(Expr::Set(list.iter().map(entity_lit).collect())))
+        }
+    });
+    let r = Expr::Var(Var::Resource);
+    parts.push(match policy.resource_constraint() {
+        ResourceConstraint::Any | ResourceConstraint::Eq(_) => Expr::Lit(Lit::Bool(true)),
+        ResourceConstraint::In(u) => Expr::In(b(r), b(entity_lit(&u))),
+        ResourceConstraint::Is(t) => Expr::Is(b(r), t.to_string(), None),
+        ResourceConstraint::IsIn(t, u) => Expr::Is(b(r), t.to_string(), Some(b(entity_lit(&u)))),
+    });
+    match policy.to_json() {
+        Ok(est) => {
+            for cond in est
+                .get("conditions")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let body = cond.get("body").map_or(Expr::Unsupported, expr);
+                parts.push(match cond.get("kind").and_then(Json::as_str) {
+                    Some("when") => body,
+                    Some("unless") => Expr::Not(b(body)),
+                    _ => Expr::Unsupported,
+                });
+            }
+        }
+        Err(_) => parts.push(Expr::Unsupported),
+    }
+    let mut iter = parts
+        .into_iter()
+        .filter(|e| !matches!(e, Expr::Lit(Lit::Bool(true))));
+    let first = iter.next().unwrap_or(Expr::Lit(Lit::Bool(true)));
+    specialise(iter.fold(first, |acc, e| Expr::And(b(acc), b(e))))
+}
+
+/// Rewrites common shapes into variants that evaluate without building values.
+fn specialise(e: Expr) -> Expr {
+    let s = |x: Box<Expr>| b(specialise(*x));
+    match e {
+        Expr::Cmp(op @ (CmpOp::Eq | CmpOp::Ne), l, r) => match (*l, *r) {
+            (Expr::CtxAttr(f), Expr::Lit(Lit::Str(v)))
+            | (Expr::Lit(Lit::Str(v)), Expr::CtxAttr(f))
+                if f.is_string() =>
+            {
+                Expr::CtxStrEq(f, v, op == CmpOp::Eq)
+            }
+            (l, r) => Expr::Cmp(op, s(b(l)), s(b(r))),
+        },
+        Expr::Like(x, pattern) => match *x {
+            Expr::CtxAttr(f) if f.is_string() => Expr::CtxLike(f, pattern),
+            x => Expr::Like(s(b(x)), pattern),
+        },
+        Expr::And(l, r) => Expr::And(s(l), s(r)),
+        Expr::Or(l, r) => Expr::Or(s(l), s(r)),
+        Expr::Not(x) => Expr::Not(s(x)),
+        Expr::If(c, t, f) => Expr::If(s(c), s(t), s(f)),
+        Expr::Cmp(op, l, r) => Expr::Cmp(op, s(l), s(r)),
+        other => other,
+    }
+}
+
+fn lit(v: &Json) -> Expr {
+    match v {
+        Json::Bool(x) => Expr::Lit(Lit::Bool(*x)),
+        Json::Number(n) => n
+            .as_i64()
+            .map_or(Expr::Unsupported, |n| Expr::Lit(Lit::Long(n))),
+        Json::String(s) => Expr::Lit(Lit::Str(s.clone())),
+        Json::Object(o) => match o.get("__entity") {
+            Some(e) => match (
+                e.get("type").and_then(Json::as_str),
+                e.get("id").and_then(Json::as_str),
+            ) {
+                (Some(t), Some(id)) => Expr::Lit(Lit::Entity(t.to_owned(), id.to_owned())),
+                _ => Expr::Unsupported,
+            },
+            None => Expr::Unsupported,
+        },
+        _ => Expr::Unsupported,
+    }
+}
+
+/// Compiles one EST expression.
+fn expr(j: &Json) -> Expr {
+    let Some((op, arg)) = j
+        .as_object()
+        .and_then(|o| (o.len() == 1).then(|| o.iter().next()).flatten())
+    else {
+        return Expr::Unsupported;
+    };
+    let sub = |k: &str| arg.get(k).map_or(Expr::Unsupported, expr);
+    let bin = |f: fn(Box<Expr>, Box<Expr>) -> Expr| f(b(sub("left")), b(sub("right")));
+    let attr = || arg.get("attr").and_then(Json::as_str).map(str::to_owned);
+    match op.as_str() {
+        "Value" => lit(arg),
+        "Var" => match arg.as_str() {
+            Some("principal") => Expr::Var(Var::Principal),
+            Some("action") => Expr::Var(Var::Action),
+            Some("resource") => Expr::Var(Var::Resource),
+            Some("context") => Expr::Var(Var::Context),
+            _ => Expr::Unsupported,
+        },
+        "Set" => match arg.as_array() {
+            Some(items) => Expr::Set(items.iter().map(expr).collect()),
+            None => Expr::Unsupported,
+        },
+        "." => match (attr(), sub("left")) {
+            (Some(a), Expr::Var(Var::Context)) => Expr::CtxAttr(Field::parse(&a)),
+            (Some(a), left) => Expr::Attr(b(left), a),
+            (None, _) => Expr::Unsupported,
+        },
+        "has" => match (attr(), sub("left")) {
+            (Some(a), Expr::Var(Var::Context)) => Expr::CtxHas(Field::parse(&a)),
+            (Some(a), left) => Expr::Has(b(left), a),
+            (None, _) => Expr::Unsupported,
+        },
+        "&&" => bin(Expr::And),
+        "||" => bin(Expr::Or),
+        "!" => Expr::Not(b(sub("arg"))),
+        "==" => Expr::Cmp(CmpOp::Eq, b(sub("left")), b(sub("right"))),
+        "!=" => Expr::Cmp(CmpOp::Ne, b(sub("left")), b(sub("right"))),
+        "<" => Expr::Cmp(CmpOp::Lt, b(sub("left")), b(sub("right"))),
+        "<=" => Expr::Cmp(CmpOp::Le, b(sub("left")), b(sub("right"))),
+        ">" => Expr::Cmp(CmpOp::Gt, b(sub("left")), b(sub("right"))),
+        ">=" => Expr::Cmp(CmpOp::Ge, b(sub("left")), b(sub("right"))),
+        "in" => bin(Expr::In),
+        "contains" => bin(Expr::Contains),
+        "containsAny" => bin(Expr::ContainsAny),
+        "containsAll" => bin(Expr::ContainsAll),
+        "hasTag" => bin(Expr::HasTag),
+        "getTag" => bin(Expr::GetTag),
+        "if-then-else" => Expr::If(b(sub("if")), b(sub("then")), b(sub("else"))),
+        "like" => match arg.get("pattern").and_then(Json::as_array) {
+            Some(elems) => {
+                let mut segs: Vec<Segment> = Vec::new();
+                for e in elems {
+                    match (e.as_str(), e.get("Literal").and_then(Json::as_str)) {
+                        (Some("Wildcard"), _) => segs.push(Segment::Star),
+                        (_, Some(text)) => {
+                            // Cedar lists a pattern character by character: join runs.
+                            let joined = match segs.last() {
+                                Some(Segment::Text(t, _)) => format!("{t}{text}"),
+                                _ => String::new(),
+                            };
+                            if joined.is_empty() {
+                                segs.push(Segment::text(text));
+                            } else if let Some(last) = segs.last_mut() {
+                                *last = Segment::text(&joined);
+                            }
+                        }
+                        _ => return Expr::Unsupported,
+                    }
+                }
+                Expr::Like(b(sub("left")), segs)
+            }
+            None => Expr::Unsupported,
+        },
+        "is" => match arg.get("entity_type").and_then(Json::as_str) {
+            Some(t) => {
+                let within = arg.get("in").map(|i| b(expr(i)));
+                Expr::Is(b(sub("left")), t.to_owned(), within)
+            }
+            None => Expr::Unsupported,
+        },
+        _ => Expr::Unsupported,
+    }
+}
+
+/// An entity the evaluator can talk about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ent<'a> {
+    Principal,
+    Resource,
+    Action,
+    Lit(&'a str, &'a str),
+}
+
+/// A runtime value of the subset.
+#[derive(Debug, Clone)]
+enum Val<'a> {
+    Bool(bool),
+    Long(i64),
+    Str(Cow<'a, str>),
+    Ent(Ent<'a>),
+    Set(Vec<Val<'a>>),
+    Context,
+    Budget,
+    Time,
+}
+
+/// What the evaluator knows of the request.
+pub(crate) struct FastRequest<'a> {
+    pub agent: &'a Agent,
+    pub action: &'a Action,
+    pub layer: Layer,
+    pub budget: &'a dyn Fn() -> BudgetView,
+    pub now_ms: i64,
+    /// Resource entity type and id (as in the Cedar mapping).
+    pub resource: (&'static str, Cow<'a, str>),
+    /// `context.args_json`, made on first use.
+    pub args_json: std::cell::OnceCell<String>,
+}
+
+impl<'a> FastRequest<'a> {
+    /// Resource type and id of `action`, as the Cedar mapping builds them.
+    pub(crate) fn resource_of(action: &Action) -> (&'static str, Cow<'_, str>) {
+        match action {
+            Action::ToolCall { tool, .. } => ("Tool", Cow::Borrowed(tool.as_str())),
+            Action::ModelCall { model, .. } => ("Model", Cow::Borrowed(model.as_str())),
+            Action::HttpRequest { host, .. } => ("Host", Cow::Borrowed(host.as_str())),
+            Action::McpCall {
+                server,
+                tool: Some(tool),
+                ..
+            } => ("McpTool", Cow::Owned(format!("{server}/{tool}"))),
+            Action::McpCall { server, .. } => ("McpServer", Cow::Borrowed(server.as_str())),
+            Action::ProcessExec { path, .. } | Action::FileAccess { path, .. } => {
+                ("Path", Cow::Borrowed(path.as_str()))
+            }
+            Action::NetConnect { addr, port, .. } => ("Addr", Cow::Owned(addr_port(addr, *port))),
+        }
+    }
+
+    fn ent_type<'s>(&'s self, e: &Ent<'s>) -> &'s str {
+        match e {
+            Ent::Principal => "Agent",
+            Ent::Resource => self.resource.0,
+            Ent::Action => "Action",
+            Ent::Lit(t, _) => t,
+        }
+    }
+
+    fn ent_id<'s>(&'s self, e: &Ent<'s>) -> &'s str {
+        match e {
+            Ent::Principal => &self.agent.agent_id,
+            Ent::Resource => &self.resource.1,
+            Ent::Action => self.action.kind().as_str(),
+            Ent::Lit(_, id) => id,
+        }
+    }
+
+    fn same(&self, a: &Ent<'_>, b: &Ent<'_>) -> bool {
+        self.ent_type(a) == self.ent_type(b) && self.ent_id(a) == self.ent_id(b)
+    }
+
+    /// `a in b` for one entity `b`: equal, or `b` is an ancestor of `a`. Only entities of the
+    /// request have known ancestors (the agent's team, an MCP tool's server).
+    fn is_in(&self, a: &Ent<'_>, b: &Ent<'_>) -> Option<bool> {
+        if self.same(a, b) {
+            return Some(true);
+        }
+        let parent: Option<(&str, &str)> = match a {
+            Ent::Principal => self.agent.team.as_deref().map(|t| ("Team", t)),
+            Ent::Resource => match self.action {
+                Action::McpCall {
+                    server,
+                    tool: Some(_),
+                    ..
+                } => Some(("McpServer", server.as_str())),
+                _ => None,
+            },
+            Ent::Action => None,
+            // A literal's ancestors are whatever the store holds: only the request's entities
+            // and the agent's team, which has no parent. Other literals: unknown.
+            Ent::Lit(t, id) => {
+                let team_of_agent = *t == "Team" && self.agent.team.as_deref() == Some(*id);
+                return team_of_agent.then_some(false);
+            }
+        };
+        Some(parent.is_some_and(|(t, id)| self.ent_type(b) == t && self.ent_id(b) == id))
+    }
+
+    fn context_attr(&'a self, field: Field) -> Option<Val<'a>> {
+        let s = |v: &'a str| Some(Val::Str(Cow::Borrowed(v)));
+        let long = |v: i64| Some(Val::Long(v));
+        let strs = |v: &'a [String]| {
+            Some(Val::Set(
+                v.iter()
+                    .map(|t| Val::Str(Cow::Borrowed(t.as_str())))
+                    .collect(),
+            ))
+        };
+        let count = |t: &Option<u64>| t.map(|t| Val::Long(i64::try_from(t).unwrap_or(i64::MAX)));
+        match field {
+            Field::Layer => return s(self.layer.as_str()),
+            Field::SessionId => return self.agent.session_id.as_deref().and_then(s),
+            Field::Budget => return Some(Val::Budget),
+            Field::Time => return Some(Val::Time),
+            _ => {}
+        }
+        match (self.action, field) {
+            (Action::ToolCall { tool, .. }, Field::Tool) => s(tool),
+            (Action::ToolCall { args, .. }, Field::ArgsJson) => s(self
+                .args_json
+                .get_or_init(|| super::request::args_json(Some(args)))),
+            (Action::ModelCall { provider, .. }, Field::Provider) => s(provider),
+            (Action::ModelCall { model, .. }, Field::Model) => s(model),
+            (Action::ModelCall { input_tokens, .. }, Field::InputTokens) => count(input_tokens),
+            (Action::ModelCall { output_tokens, .. }, Field::OutputTokens) => count(output_tokens),
+            (Action::ModelCall { tools, .. }, Field::Tools) => strs(tools),
+            (Action::HttpRequest { method, .. }, Field::Method) => s(method),
+            (Action::HttpRequest { scheme, .. }, Field::Scheme) => s(scheme),
+            (Action::HttpRequest { host, .. }, Field::Host) => s(host),
+            (Action::HttpRequest { port, .. }, Field::Port) => long(i64::from(*port)),
+            (Action::HttpRequest { path, .. }, Field::Path) => s(path),
+            (
+                Action::HttpRequest {
+                    scheme,
+                    host,
+                    port,
+                    path,
+                    ..
+                },
+                Field::Url,
+            ) => Some(Val::Str(Cow::Owned(format!(
+                "{scheme}://{}{path}",
+                addr_port(host, *port)
+            )))),
+            (Action::McpCall { server, .. }, Field::Server) => s(server),
+            (Action::McpCall { method, .. }, Field::Method) => s(method),
+            (Action::McpCall { tool, .. }, Field::Tool) => tool.as_deref().and_then(s),
+            (Action::McpCall { args, .. }, Field::ArgsJson) => s(self
+                .args_json
+                .get_or_init(|| super::request::args_json(args.as_ref()))),
+            (Action::ProcessExec { path, .. }, Field::Path) => s(path),
+            (Action::ProcessExec { argv, .. }, Field::Argv) => strs(argv),
+            (Action::ProcessExec { argv, .. }, Field::Command) => {
+                Some(Val::Str(Cow::Owned(argv.join(" "))))
+            }
+            (Action::FileAccess { path, .. }, Field::Path) => s(path),
+            (Action::FileAccess { access, .. }, Field::Access) => s(access.as_str()),
+            (Action::NetConnect { addr, .. }, Field::Addr) => s(addr),
+            (Action::NetConnect { port, .. }, Field::Port) => long(i64::from(*port)),
+            (Action::NetConnect { proto, .. }, Field::Proto) => s(proto.as_str()),
+            // `ip` is an extension value: left to Cedar.
+            _ => None,
+        }
+    }
+
+    /// Whether `context` has `field`.
+    fn context_has(&'a self, field: Field) -> bool {
+        match (self.action, field) {
+            (Action::NetConnect { addr, .. }, Field::Ip) => {
+                let bare = addr.trim_start_matches('[').trim_end_matches(']');
+                bare.parse::<std::net::IpAddr>().is_ok()
+            }
+            _ => self.context_attr(field).is_some(),
+        }
+    }
+
+    fn tags(&self, e: &Ent<'_>) -> Option<Tags<'a>> {
+        match e {
+            Ent::Principal => Some(Tags::Labels(self.agent)),
+            Ent::Resource => match self.action {
+                Action::ToolCall { args, .. } => Some(Tags::Args(Some(args))),
+                Action::McpCall {
+                    args,
+                    tool: Some(_),
+                    ..
+                } => Some(Tags::Args(args.as_ref())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn eval(&'a self, e: &'a Expr) -> Option<Val<'a>> {
+        Some(match e {
+            Expr::Lit(Lit::Bool(x)) => Val::Bool(*x),
+            Expr::Lit(Lit::Long(x)) => Val::Long(*x),
+            Expr::Lit(Lit::Str(x)) => Val::Str(Cow::Borrowed(x)),
+            Expr::Lit(Lit::Entity(t, id)) => Val::Ent(Ent::Lit(t, id)),
+            Expr::Set(items) => {
+                Val::Set(items.iter().map(|i| self.eval(i)).collect::<Option<_>>()?)
+            }
+            Expr::Var(Var::Principal) => Val::Ent(Ent::Principal),
+            Expr::Var(Var::Resource) => Val::Ent(Ent::Resource),
+            Expr::Var(Var::Action) => Val::Ent(Ent::Action),
+            Expr::Var(Var::Context) => Val::Context,
+            Expr::CtxAttr(field) => self.context_attr(*field)?,
+            Expr::CtxHas(field) => Val::Bool(self.context_has(*field)),
+            Expr::CtxStrEq(field, lit, want) => match self.context_attr(*field)? {
+                Val::Str(v) => Val::Bool((v == lit.as_str()) == *want),
+                _ => return None,
+            },
+            Expr::CtxLike(field, pattern) => match self.context_attr(*field)? {
+                Val::Str(v) => Val::Bool(glob(&v, pattern)),
+                _ => return None,
+            },
+            Expr::Attr(of, name) => match self.eval(of)? {
+                Val::Budget => {
+                    let v = (self.budget)();
+                    match name.as_str() {
+                        "exceeded" => Val::Bool(v.exceeded),
+                        "calls_remaining" => Val::Long(v.calls_remaining),
+                        "tokens_remaining" => Val::Long(v.tokens_remaining),
+                        "cost_remaining_micros" => Val::Long(v.cost_remaining_micros),
+                        "utilization_pct" => Val::Long(v.utilization_pct),
+                        _ => return None,
+                    }
+                }
+                Val::Time => {
+                    let secs = self.now_ms.div_euclid(1000);
+                    match name.as_str() {
+                        "epoch_secs" => Val::Long(secs),
+                        "hour" => Val::Long(secs.rem_euclid(86_400) / 3600),
+                        "weekday" => Val::Long((secs.div_euclid(86_400) + 3).rem_euclid(7) + 1),
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            },
+            Expr::Has(of, name) => match self.eval(of)? {
+                Val::Budget => Val::Bool(matches!(
+                    name.as_str(),
+                    "exceeded"
+                        | "calls_remaining"
+                        | "tokens_remaining"
+                        | "cost_remaining_micros"
+                        | "utilization_pct"
+                )),
+                Val::Time => Val::Bool(matches!(name.as_str(), "epoch_secs" | "hour" | "weekday")),
+                _ => return None,
+            },
+            Expr::And(l, r) => match self.eval(l)? {
+                Val::Bool(false) => Val::Bool(false),
+                Val::Bool(true) => Val::Bool(self.eval(r)?.as_bool()?),
+                _ => return None,
+            },
+            Expr::Or(l, r) => match self.eval(l)? {
+                Val::Bool(true) => Val::Bool(true),
+                Val::Bool(false) => Val::Bool(self.eval(r)?.as_bool()?),
+                _ => return None,
+            },
+            Expr::Not(x) => Val::Bool(!self.eval(x)?.as_bool()?),
+            Expr::If(c, t, f) => {
+                if self.eval(c)?.as_bool()? {
+                    self.eval(t)?
+                } else {
+                    self.eval(f)?
+                }
+            }
+            Expr::Cmp(op, l, r) => {
+                let (l, r) = (self.eval(l)?, self.eval(r)?);
+                Val::Bool(match op {
+                    CmpOp::Eq => self.equal(&l, &r)?,
+                    CmpOp::Ne => !self.equal(&l, &r)?,
+                    _ => {
+                        let (Val::Long(a), Val::Long(b)) = (l, r) else {
+                            return None;
+                        };
+                        match op {
+                            CmpOp::Lt => a < b,
+                            CmpOp::Le => a <= b,
+                            CmpOp::Gt => a > b,
+                            _ => a >= b,
+                        }
+                    }
+                })
+            }
+            Expr::Like(of, pattern) => match self.eval(of)? {
+                Val::Str(s) => Val::Bool(glob(&s, pattern)),
+                _ => return None,
+            },
+            Expr::Contains(set, x) => {
+                let (Val::Set(items), x) = (self.eval(set)?, self.eval(x)?) else {
+                    return None;
+                };
+                Val::Bool(self.member(&items, &x)?)
+            }
+            Expr::ContainsAny(l, r) | Expr::ContainsAll(l, r) => {
+                let (Val::Set(a), Val::Set(bs)) = (self.eval(l)?, self.eval(r)?) else {
+                    return None;
+                };
+                let mut hits = Vec::with_capacity(bs.len());
+                for x in &bs {
+                    hits.push(self.member(&a, x)?);
+                }
+                Val::Bool(if matches!(e, Expr::ContainsAny(..)) {
+                    hits.iter().any(|h| *h)
+                } else {
+                    hits.iter().all(|h| *h)
+                })
+            }
+            Expr::In(l, r) => {
+                let Val::Ent(a) = self.eval(l)? else {
+                    return None;
+                };
+                match self.eval(r)? {
+                    Val::Ent(t) => Val::Bool(self.is_in(&a, &t)?),
+                    Val::Set(targets) => {
+                        let mut any = false;
+                        for t in &targets {
+                            let Val::Ent(t) = t else { return None };
+                            any |= self.is_in(&a, t)?;
+                        }
+                        Val::Bool(any)
+                    }
+                    _ => return None,
+                }
+            }
+            Expr::Is(x, ty, within) => {
+                let Val::Ent(a) = self.eval(x)? else {
+                    return None;
+                };
+                if self.ent_type(&a) != ty.as_str() {
+                    Val::Bool(false)
+                } else if let Some(within) = within {
+                    let Val::Ent(t) = self.eval(within)? else {
+                        return None;
+                    };
+                    Val::Bool(self.is_in(&a, &t)?)
+                } else {
+                    Val::Bool(true)
+                }
+            }
+            Expr::HasTag(of, key) | Expr::GetTag(of, key) => {
+                let (Val::Ent(ent), Val::Str(key)) = (self.eval(of)?, self.eval(key)?) else {
+                    return None;
+                };
+                let tags = self.tags(&ent)?;
+                match (e, tags.get(&key)) {
+                    (Expr::HasTag(..), tag) => Val::Bool(tag.is_some()),
+                    (_, Some(tag)) => Val::Str(tag),
+                    // Cedar raises an error on a missing tag.
+                    (_, None) => return None,
+                }
+            }
+            Expr::Unsupported => return None,
+        })
+    }
+
+    /// Cedar `==` on the values of the subset (sets and records are left to Cedar).
+    fn equal(&self, a: &Val<'_>, b: &Val<'_>) -> Option<bool> {
+        Some(match (a, b) {
+            (Val::Bool(x), Val::Bool(y)) => x == y,
+            (Val::Long(x), Val::Long(y)) => x == y,
+            (Val::Str(x), Val::Str(y)) => x == y,
+            (Val::Ent(x), Val::Ent(y)) => self.same(x, y),
+            (Val::Set(_) | Val::Context | Val::Budget | Val::Time, _)
+            | (_, Val::Set(_) | Val::Context | Val::Budget | Val::Time) => {
+                return None;
+            }
+            // Values of different types are never equal in Cedar.
+            _ => false,
+        })
+    }
+
+    fn member(&self, set: &[Val<'_>], x: &Val<'_>) -> Option<bool> {
+        let mut found = false;
+        for item in set {
+            found |= self.equal(item, x)?;
+        }
+        Some(found)
+    }
+
+    /// Evaluates a policy's whole condition: `Some(satisfied)` or `None` (ask Cedar).
+    pub(crate) fn satisfied(&'a self, e: &'a Expr) -> Option<bool> {
+        self.eval(e)?.as_bool()
+    }
+}
+
+enum Tags<'a> {
+    Labels(&'a Agent),
+    Args(Option<&'a serde_json::Map<String, Json>>),
+}
+
+impl<'a> Tags<'a> {
+    fn get(&self, key: &str) -> Option<Cow<'a, str>> {
+        match self {
+            Tags::Labels(agent) => agent.labels.get(key).map(|v| Cow::Borrowed(v.as_str())),
+            Tags::Args(args) => args.and_then(|a| a.get(key)).map(|v| match v {
+                Json::String(s) => Cow::Borrowed(s.as_str()),
+                other => Cow::Owned(other.to_string()),
+            }),
+        }
+    }
+}
+
+impl Val<'_> {
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Val::Bool(x) => Some(*x),
+            _ => None,
+        }
+    }
+}
+
+/// Cedar's `like`: `*` matches any run of characters, everything else literally. Matching the
+/// UTF-8 bytes is the same as matching characters: literals are whole characters, and a valid
+/// UTF-8 sequence only occurs in valid UTF-8 text at character boundaries.
+pub(crate) fn glob(text: &str, pattern: &[Segment]) -> bool {
+    let mut rest = text.as_bytes();
+    let mut anchored = true;
+    let n = pattern.len();
+    for (i, seg) in pattern.iter().enumerate() {
+        let Segment::Text(lit, finder) = seg else {
+            anchored = false;
+            continue;
+        };
+        let lit = lit.as_bytes();
+        let is_last = i + 1 == n;
+        if anchored {
+            let Some(after) = rest.strip_prefix(lit) else {
+                return false;
+            };
+            rest = after;
+        } else if is_last {
+            return rest.ends_with(lit);
+        } else {
+            let Some(at) = finder.find(rest) else {
+                return false;
+            };
+            rest = rest.get(at + lit.len()..).unwrap_or_default();
+        }
+        anchored = true;
+    }
+    !anchored || rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pat(p: &str) -> Vec<Segment> {
+        let mut segs = Vec::new();
+        for (i, part) in p.split('*').enumerate() {
+            if i > 0 {
+                segs.push(Segment::Star);
+            }
+            if !part.is_empty() {
+                segs.push(Segment::text(part));
+            }
+        }
+        segs
+    }
+
+    #[test]
+    fn glob_matches_like_cedar() {
+        for (text, p, want) in [
+            ("abc", "abc", true),
+            ("abc", "ab", false),
+            ("abc", "*", true),
+            ("", "*", true),
+            ("", "", true),
+            ("a", "", false),
+            ("abc", "a*", true),
+            ("abc", "*c", true),
+            ("abc", "*b*", true),
+            ("abc", "a*c", true),
+            ("ac", "a*c", true),
+            ("abcbc", "a*bc", true),
+            ("abcbd", "a*bc", false),
+            ("rm -rf /", "*rm -rf*", true),
+            ("/etc/passwd", "/etc/*", true),
+            ("/etc", "/etc/*", false),
+            ("aaa", "a*a*a", true),
+            ("aa", "a*a*a", false),
+            ("héllo wörld", "h*ö*d", true),
+            ("xyz", "**", true),
+        ] {
+            assert_eq!(glob(text, &pat(p)), want, "{text:?} like {p:?}");
+        }
+    }
+}
