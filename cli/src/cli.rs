@@ -26,8 +26,13 @@ pub enum Command {
     /// Verify and read audit logs.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Print a schema: the Cedar schema policies are validated against, or the JSON Schema of
-    /// the wire model (actions, decisions, audit records).
+    /// Run the gateway: registry, policy distribution, shared budgets, audit store, HTTP API.
+    Gateway(GatewayArgs),
+    /// Manage agents at a gateway (register, suspend, resume).
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Print a schema: the Cedar schema policies are validated against, the JSON Schema of
+    /// the wire model (actions, decisions, audit records), or the gateway's OpenAPI document.
     Schema {
         /// Which schema.
         #[arg(value_enum, default_value = "cedar")]
@@ -41,6 +46,100 @@ pub enum SchemaKind {
     Cedar,
     /// The JSON Schema of the wire model.
     Model,
+    /// The gateway's OpenAPI 3.1 document (YAML).
+    Openapi,
+}
+
+/// Where a gateway is and how to authenticate to it.
+#[derive(Debug, Clone, Args)]
+pub struct Remote {
+    /// Gateway base URL.
+    #[arg(long = "gateway", env = "AA_GATEWAY_URL")]
+    pub url: String,
+    /// Bearer token (admin or agent). Prefer the environment variable: arguments show in `ps`.
+    #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Extra CA certificate (PEM) to trust for a TLS gateway.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: std::net::SocketAddr,
+    /// SQLite database (WAL). The signing key is DB.key, the admin token DB.admin-token.
+    #[arg(long, env = "AA_GATEWAY_DB", default_value = ".aa/gateway.db")]
+    pub db: PathBuf,
+    /// Policy directory to load at start (replaces the stored policy).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// PEM certificate chain for TLS.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Records between signed checkpoints.
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_every: u64,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List registered agents.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Register an agent and print its token (shown once).
+    Register {
+        /// Agent id.
+        id: String,
+        /// Team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Label, `key=value` (repeatable).
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// Issue a new token for an existing agent.
+        #[arg(long)]
+        rotate: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Kill switch: deny every action of the agent on every layer.
+    Suspend {
+        /// Agent id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Lift the kill switch.
+    Resume {
+        /// Agent id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected key=value, got `{s}`"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +148,13 @@ pub enum PolicyCommand {
     Check {
         /// Policy directory (*.cedar, budgets.toml, prices.toml).
         dir: PathBuf,
+    },
+    /// Upload a policy directory to a gateway (validated there; the old policy stays on error).
+    Push {
+        /// Policy directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Run a table of decision cases (TOML or JSON) against a policy directory.
     Test {
@@ -61,9 +167,15 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Args)]
 pub struct DecideArgs {
-    /// Policy directory.
-    #[arg(long)]
-    pub policy: PathBuf,
+    /// Policy directory (embedded mode).
+    #[arg(long, required_unless_present = "gateway", conflicts_with = "gateway")]
+    pub policy: Option<PathBuf>,
+    /// Gateway URL: ask the gateway (remote mode, shared budgets; it records the decisions).
+    #[arg(long, env = "AA_GATEWAY_URL")]
+    pub gateway: Option<String>,
+    /// Bearer token for the gateway.
+    #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Agent id for lines that hold a bare action.
     #[arg(long, default_value = "cli")]
     pub agent: String,
@@ -92,8 +204,15 @@ fn parse_layer(s: &str) -> Result<Layer, String> {
 pub enum AuditCommand {
     /// Recompute the hash chain, check checkpoint signatures, name the first broken link.
     Verify {
-        /// Audit file (JSON Lines).
-        file: PathBuf,
+        /// Audit file (JSON Lines); or give --gateway.
+        #[arg(required_unless_present = "gateway")]
+        file: Option<PathBuf>,
+        /// Verify the chain stored at this gateway (records and checkpoints fetched over the API).
+        #[arg(long, env = "AA_GATEWAY_URL", conflicts_with = "file")]
+        gateway: Option<String>,
+        /// Bearer token for the gateway (admin).
+        #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Hex Ed25519 public key the checkpoints must be signed with.
         #[arg(long, conflicts_with = "key_file")]
         public_key: Option<String>,
@@ -107,8 +226,15 @@ pub enum AuditCommand {
     },
     /// Print the records of an audit file, optionally following new ones.
     Tail {
-        /// Audit file (JSON Lines).
-        file: PathBuf,
+        /// Audit file (JSON Lines); or give --gateway.
+        #[arg(required_unless_present = "gateway")]
+        file: Option<PathBuf>,
+        /// Read the records of this gateway (follow: its SSE stream).
+        #[arg(long, env = "AA_GATEWAY_URL", conflicts_with = "file")]
+        gateway: Option<String>,
+        /// Bearer token for the gateway (admin).
+        #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Show the last N lines first.
         #[arg(short = 'n', long, default_value_t = 20, conflicts_with = "all")]
         lines: usize,
@@ -118,5 +244,13 @@ pub enum AuditCommand {
         /// Keep printing records as they are appended.
         #[arg(short, long)]
         follow: bool,
+    },
+    /// Export a gateway's chain as an audit file that `aasm audit verify FILE` checks offline.
+    Export {
+        #[command(flatten)]
+        remote: Remote,
+        /// Output file (default: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
 }

@@ -1,6 +1,7 @@
 //! `aasm`: the Agent Assembly command line.
 
 mod cli;
+mod client;
 mod commands;
 mod output;
 
@@ -9,6 +10,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for the process (ring): the gateway client and server use it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = cli::Cli::parse();
     let out = output::Printer::new(cli.json);
     match commands::run(cli.command, &out) {

@@ -40,6 +40,12 @@ pub enum CliError {
     },
     #[error("{0}")]
     Input(String),
+    #[error("gateway answered {status}: {message}")]
+    Remote {
+        status: u16,
+        message: String,
+        details: Option<serde_json::Value>,
+    },
 }
 
 impl CliError {
@@ -87,6 +93,12 @@ impl Printer {
     pub fn error(&self, e: &CliError) {
         let diags = match e {
             CliError::Policy(p) => p.diagnostics().to_vec(),
+            CliError::Remote {
+                details: Some(d), ..
+            } => d
+                .get("diagnostics")
+                .and_then(|d| serde_json::from_value(d.clone()).ok())
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         if self.json {

@@ -25,6 +25,7 @@ pub struct CaseFile {
 
 /// An agent given by id alone or in full.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum AgentSpec {
     /// `"coder"`

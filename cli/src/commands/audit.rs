@@ -7,24 +7,62 @@ use std::time::Duration;
 use aa_core::audit::{AuditLine, Verifier, VerifyOptions, load_or_create_key};
 use serde_json::json;
 
+use aa_core::{AuditRecord, Checkpoint};
+
 use super::decide::summarize;
 use crate::cli::AuditCommand;
+use crate::client::Gateway;
 use crate::output::{CliError, Printer, Status};
 
 pub fn run(command: AuditCommand, out: &Printer) -> Result<Status, CliError> {
     match command {
         AuditCommand::Verify {
+            gateway: Some(url),
+            token,
+            public_key,
+            strict,
+            ..
+        } => {
+            let gw = remote(&url, token)?;
+            verify_remote(&gw, public_key, strict, out)
+        }
+        AuditCommand::Tail {
+            gateway: Some(url),
+            token,
+            lines,
+            all,
+            follow,
+            ..
+        } => {
+            let gw = remote(&url, token)?;
+            tail_remote(&gw, if all { usize::MAX } else { lines }, follow, out)
+        }
+        AuditCommand::Export {
+            remote: r,
+            out: path,
+        } => {
+            let gw = Gateway::new(&r.url, &r.token, r.ca_cert.as_deref())?;
+            export(&gw, path.as_deref(), out)
+        }
+        AuditCommand::Verify {
             file,
             public_key,
             key_file,
             strict,
-        } => verify(&file, public_key, key_file, strict, out),
+            ..
+        } => verify(&required(file)?, public_key, key_file, strict, out),
         AuditCommand::Tail {
             file,
             lines,
             all,
             follow,
-        } => tail(&file, if all { usize::MAX } else { lines }, follow, out),
+            ..
+        } => tail(
+            &required(file)?,
+            if all { usize::MAX } else { lines },
+            follow,
+            out,
+        ),
     }
 }
 
@@ -85,20 +123,24 @@ fn verify(
     })
 }
 
+fn print_record(r: &AuditRecord, out: &Printer) {
+    out.emit("record", r, || {
+        format!(
+            "{:>6} {} {:<14} {:<5} {:<5} {:<16} {}",
+            r.seq,
+            r.ts,
+            r.agent_id,
+            r.layer.as_str(),
+            r.decision.effect.as_str(),
+            r.decision.reason.as_str(),
+            summarize(&r.action)
+        )
+    });
+}
+
 fn print_line(line: &str, out: &Printer) {
     match serde_json::from_str::<AuditLine>(line) {
-        Ok(AuditLine::Record(r)) => out.emit("record", &r, || {
-            format!(
-                "{:>6} {} {:<14} {:<5} {:<5} {:<16} {}",
-                r.seq,
-                r.ts,
-                r.agent_id,
-                r.layer.as_str(),
-                r.decision.effect.as_str(),
-                r.decision.reason.as_str(),
-                summarize(&r.action)
-            )
-        }),
+        Ok(AuditLine::Record(r)) => print_record(&r, out),
         Ok(AuditLine::Checkpoint { checkpoint }) => out.emit("checkpoint", &checkpoint, || {
             format!(
                 "{:>6} {} checkpoint signed by {}…",
@@ -158,4 +200,169 @@ fn tail(file: &Path, last: usize, follow: bool, out: &Printer) -> Result<Status,
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+fn required(file: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    file.ok_or_else(|| CliError::Input("give an audit FILE or --gateway URL".into()))
+}
+
+fn remote(url: &str, token: Option<String>) -> Result<Gateway, CliError> {
+    let token = token
+        .ok_or_else(|| CliError::Input("--gateway needs a token (--token or AA_TOKEN)".into()))?;
+    Gateway::new(url, &token, None)
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    records: Vec<AuditRecord>,
+    next_cursor: Option<u64>,
+}
+
+/// Every record of the gateway, page by page, oldest first.
+fn for_each_record(
+    gw: &Gateway,
+    mut f: impl FnMut(AuditRecord) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let mut cursor = 0;
+    loop {
+        let page: Page = gw.get(&format!("/v1/audit?limit=1000&cursor={cursor}"))?;
+        for r in page.records {
+            f(r)?;
+        }
+        match page.next_cursor {
+            Some(c) => cursor = c,
+            None => return Ok(()),
+        }
+    }
+}
+
+fn verify_remote(
+    gw: &Gateway,
+    public_key: Option<String>,
+    strict: bool,
+    out: &Printer,
+) -> Result<Status, CliError> {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        public_key: String,
+    }
+    let key = match public_key {
+        Some(k) => k,
+        None => {
+            let k: Key = gw.get("/v1/audit/public-key")?;
+            out.note("note: checking against the key the gateway reports; pass --public-key to pin a known one");
+            k.public_key
+        }
+    };
+    let checkpoints: Vec<Checkpoint> = gw.get("/v1/audit/checkpoints")?;
+    let mut cps = checkpoints.iter().peekable();
+    let mut v = Verifier::new(VerifyOptions {
+        public_key: Some(key),
+        strict,
+    });
+    for_each_record(gw, |r| {
+        v.push_record(&r);
+        while let Some(cp) = cps.next_if(|cp| cp.seq <= r.seq) {
+            v.push_checkpoint(cp, 0);
+        }
+        Ok(())
+    })?;
+    for cp in cps {
+        v.push_checkpoint(cp, 0);
+    }
+    let report = v.finish();
+    out.emit("verify", &report, || match &report.failure {
+        None => format!(
+            "ok: {} records, {} signed checkpoint(s), sealed through seq {} of {}",
+            report.records, report.checkpoints, report.sealed_seq, report.last_seq
+        ),
+        Some(f) => format!(
+            "BROKEN at seq {}: {:?}: {}; {} records verified before it",
+            f.seq, f.kind, f.detail, report.records
+        ),
+    });
+    Ok(if report.ok {
+        Status::Success
+    } else {
+        Status::Failed
+    })
+}
+
+fn export(gw: &Gateway, path: Option<&Path>, out: &Printer) -> Result<Status, CliError> {
+    use std::io::Write as _;
+    let checkpoints: Vec<Checkpoint> = gw.get("/v1/audit/checkpoints")?;
+    let mut cps = checkpoints.iter().peekable();
+    let mut sink: Box<dyn std::io::Write> = match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(CliError::io(p))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let io = |e: std::io::Error| CliError::Io {
+        path: "export".into(),
+        source: e,
+    };
+    let mut line = Vec::new();
+    let mut count = 0u64;
+    let write = |sink: &mut Box<dyn std::io::Write>, bytes: &[u8]| {
+        sink.write_all(bytes)
+            .and_then(|()| sink.write_all(b"\n"))
+            .map_err(io)
+    };
+    for_each_record(gw, |r| {
+        line.clear();
+        aa_core::write_canonical(&r, &mut line)?;
+        write(&mut sink, &line)?;
+        count += 1;
+        while let Some(cp) = cps.next_if(|cp| cp.seq <= r.seq) {
+            line.clear();
+            aa_core::write_canonical(&serde_json::json!({ "checkpoint": cp }), &mut line)?;
+            write(&mut sink, &line)?;
+        }
+        Ok(())
+    })?;
+    sink.flush().map_err(io)?;
+    drop(sink);
+    if let Some(p) = path {
+        out.note(&format!(
+            "exported {count} records to {}; check it with `aasm audit verify {} --public-key …`",
+            p.display(),
+            p.display()
+        ));
+    }
+    Ok(Status::Success)
+}
+
+fn tail_remote(gw: &Gateway, last: usize, follow: bool, out: &Printer) -> Result<Status, CliError> {
+    let mut recent: std::collections::VecDeque<AuditRecord> = std::collections::VecDeque::new();
+    let mut head = 0;
+    for_each_record(gw, |r| {
+        head = r.seq;
+        if last > 0 {
+            if recent.len() == last {
+                recent.pop_front();
+            }
+            recent.push_back(r);
+        }
+        Ok(())
+    })?;
+    for r in &recent {
+        print_record(r, out);
+    }
+    if !follow {
+        return Ok(Status::Success);
+    }
+    let resp = gw.raw(gw.request(
+        reqwest::Method::GET,
+        &format!("/v1/audit/stream?after={head}"),
+    ))?;
+    for line in BufReader::new(resp).lines() {
+        let line = line.map_err(|e| CliError::Input(format!("stream closed: {e}")))?;
+        if let Some(data) = line.strip_prefix("data:")
+            && let Ok(r) = serde_json::from_str::<AuditRecord>(data.trim())
+        {
+            print_record(&r, out);
+        }
+    }
+    Ok(Status::Success)
 }

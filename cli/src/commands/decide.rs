@@ -40,9 +40,43 @@ fn parse_line(
     ))
 }
 
+/// Where decisions are made.
+enum Decider {
+    Local(Engine),
+    Remote(crate::client::Gateway),
+}
+
+impl Decider {
+    fn decide(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        layer: Layer,
+    ) -> Result<aa_core::Decision, CliError> {
+        match self {
+            Decider::Local(engine) => Ok(engine.decide(agent, action, layer)),
+            Decider::Remote(gw) => gw.post(
+                "/v1/decide",
+                &serde_json::json!({ "agent": agent, "action": action, "layer": layer }),
+            ),
+        }
+    }
+}
+
 pub fn run(args: DecideArgs, out: &Printer) -> Result<Status, CliError> {
+    if let Some(url) = &args.gateway {
+        let token = args.token.as_deref().ok_or_else(|| {
+            CliError::Input("--gateway needs a token (--token or AA_TOKEN)".into())
+        })?;
+        let gw = crate::client::Gateway::new(url, token, None)?;
+        return decide_lines(&Decider::Remote(gw), &args, out);
+    }
+    let policy = args
+        .policy
+        .as_ref()
+        .ok_or_else(|| CliError::Input("give --policy or --gateway".into()))?;
     let env = Arc::new(SystemEnv);
-    let mut engine = Engine::from_dir(&args.policy)?.fail_open(args.fail_open);
+    let mut engine = Engine::from_dir(policy)?.fail_open(args.fail_open);
     let log = match &args.audit {
         Some(path) => {
             let options = AuditLogOptions {
@@ -62,6 +96,19 @@ pub fn run(args: DecideArgs, out: &Printer) -> Result<Status, CliError> {
         }
         None => None,
     };
+    let status = decide_lines(&Decider::Local(engine), &args, out)?;
+    if let Some(log) = log {
+        let last = log.last_seq();
+        log.close()?;
+        out.note(&format!(
+            "audit: {last} records in {}, sealed",
+            log.path().display()
+        ));
+    }
+    Ok(status)
+}
+
+fn decide_lines(decider: &Decider, args: &DecideArgs, out: &Printer) -> Result<Status, CliError> {
     let mut agent = Agent::new(args.agent.clone());
     agent.team = args.team.clone();
 
@@ -74,7 +121,7 @@ pub fn run(args: DecideArgs, out: &Printer) -> Result<Status, CliError> {
         }
         match parse_line(&line, &agent, args.layer) {
             Ok((agent, action, layer)) => {
-                let d = engine.decide(&agent, &action, layer);
+                let d = decider.decide(&agent, &action, layer)?;
                 let data = json!({ "line": n + 1, "agent_id": agent.agent_id, "action": action, "decision": d });
                 out.emit("decision", &data, || {
                     let what = match d.budget.as_deref() {
@@ -105,14 +152,6 @@ pub fn run(args: DecideArgs, out: &Printer) -> Result<Status, CliError> {
                 }
             }
         }
-    }
-    if let Some(log) = log {
-        let last = log.last_seq();
-        log.close()?;
-        out.note(&format!(
-            "audit: {last} records in {}, sealed",
-            log.path().display()
-        ));
     }
     Ok(if bad_lines == 0 {
         Status::Success

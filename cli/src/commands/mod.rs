@@ -1,7 +1,9 @@
 //! One module per command group.
 
+mod agents;
 mod audit;
 mod decide;
+mod gateway;
 mod policy;
 
 use crate::cli::{Command, SchemaKind};
@@ -12,6 +14,8 @@ pub fn run(command: Command, out: &Printer) -> Result<Status, CliError> {
         Command::Policy(c) => policy::run(c, out),
         Command::Decide(args) => decide::run(args, out),
         Command::Audit(c) => audit::run(c, out),
+        Command::Gateway(args) => gateway::run(args),
+        Command::Agents(c) => agents::run(c, out),
         Command::Schema { which } => {
             match which {
                 SchemaKind::Cedar => {
@@ -26,6 +30,12 @@ pub fn run(command: Command, out: &Printer) -> Result<Status, CliError> {
                     let schema = aa_core::model::json_schema();
                     let pretty = serde_json::to_string_pretty(&schema).unwrap_or_default();
                     out.emit("schema", &schema, || pretty);
+                }
+                SchemaKind::Openapi => {
+                    let doc = aa_gateway::openapi::document();
+                    out.emit("schema", &doc, || {
+                        aa_gateway::openapi::yaml().trim_end().to_owned()
+                    });
                 }
             }
             Ok(Status::Success)

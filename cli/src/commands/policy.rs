@@ -13,6 +13,25 @@ pub fn run(command: PolicyCommand, out: &Printer) -> Result<Status, CliError> {
     match command {
         PolicyCommand::Check { dir } => check(&dir, out),
         PolicyCommand::Test { dir, cases } => test(&dir, &cases, out),
+        PolicyCommand::Push { dir, remote } => {
+            let bundle = PolicyBundle::from_dir(&dir)?;
+            // Check locally first: the same diagnostics, without a round trip.
+            if let Err(e) = CompiledPolicy::compile(bundle.clone()) {
+                out.error(&CliError::Policy(e));
+                return Ok(Status::Failed);
+            }
+            let gw =
+                crate::client::Gateway::new(&remote.url, &remote.token, remote.ca_cert.as_deref())?;
+            let v: serde_json::Value = gw.put("/v1/policy", &bundle)?;
+            out.emit("pushed", &v, || {
+                format!(
+                    "pushed {}: version {}",
+                    dir.display(),
+                    v.get("version").and_then(|v| v.as_str()).unwrap_or("?")
+                )
+            });
+            Ok(Status::Success)
+        }
     }
 }
 

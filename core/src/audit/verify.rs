@@ -12,6 +12,7 @@ const RECENT: usize = 4096;
 
 /// What kind of break the verifier found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// A record's content does not hash to its `hash`: the record was edited.
@@ -40,6 +41,7 @@ pub enum FailureKind {
 
 /// The first broken link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct VerifyFailure {
     /// Seq of the record where the chain breaks (the expected seq at that position).
     pub seq: u64,
@@ -73,6 +75,7 @@ pub struct VerifyOptions {
 
 /// The verifier's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct VerifyReport {
     /// True if no break was found.
     pub ok: bool,

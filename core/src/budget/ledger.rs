@@ -255,6 +255,20 @@ impl BudgetLedger {
         Ok(())
     }
 
+    /// Counts one call against every applicable budget without checking limits: for calls that
+    /// were decided elsewhere (a layer deciding locally) and are reported after the fact.
+    pub fn record_call(&self, rules: &[BudgetRule], agent: &Agent, kind: ActionKind, now_ms: i64) {
+        let mut counters = self.lock();
+        for rule in rules {
+            let Some(key) = rule.key_for(agent, kind) else {
+                continue;
+            };
+            let c = counter(&mut counters, &rule.name, key);
+            c.roll(rule.window, now_ms);
+            c.calls = c.calls.saturating_add(1);
+        }
+    }
+
     /// Charges tokens and cost reported after an action ran.
     pub fn charge_usage(
         &self,

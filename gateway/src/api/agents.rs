@@ -1,0 +1,182 @@
+//! Agent registry and the kill switch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::Auth;
+use crate::auth::{new_token, token_hash};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, require_admin};
+use crate::store::AgentRow;
+
+/// A registered agent, as the API shows it (never its token or token hash).
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AgentInfo {
+    /// Id.
+    pub agent_id: String,
+    /// Team.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Under the kill switch.
+    pub suspended: bool,
+    /// Registration time, unix ms.
+    pub created_ms: i64,
+}
+
+impl From<&AgentRow> for AgentInfo {
+    fn from(r: &AgentRow) -> Self {
+        AgentInfo {
+            agent_id: r.agent_id.clone(),
+            team: r.team.clone(),
+            labels: r.labels.clone(),
+            suspended: r.suspended,
+            created_ms: r.created_ms,
+        }
+    }
+}
+
+/// Body of `POST /v1/agents`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Id.
+    pub agent_id: String,
+    /// Team.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Issue a new token for an agent that exists (the old token stops working).
+    #[serde(default)]
+    pub rotate: bool,
+}
+
+/// Answer of `POST /v1/agents`: the token is shown once.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Registered {
+    /// The agent.
+    pub agent: AgentInfo,
+    /// Its bearer token. Store it now: only its hash is kept.
+    pub token: String,
+}
+
+/// Admin: the registered agents.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Vec<AgentInfo>>> {
+    require_admin(&caller)?;
+    let agents = state.agents.read().unwrap_or_else(|p| p.into_inner());
+    let mut out: Vec<AgentInfo> = agents.values().map(AgentInfo::from).collect();
+    out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+    Ok(Json(out))
+}
+
+/// Admin: register an agent; its token is returned once.
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    body: Result<Json<RegisterRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Registered>)> {
+    require_admin(&caller)?;
+    let Json(req) = body?;
+    let mut candidate = aa_core::Agent::new(req.agent_id.clone());
+    candidate.team = req.team.clone();
+    candidate.labels = req.labels.clone();
+    candidate
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let existing = state
+        .agents
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&req.agent_id)
+        .cloned();
+    if existing.is_some() && !req.rotate {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "agent `{}` is already registered (pass \"rotate\": true for a new token)",
+                req.agent_id
+            ),
+        ));
+    }
+    let token = new_token().map_err(ApiError::internal)?;
+    let row = AgentRow {
+        agent_id: req.agent_id.clone(),
+        team: req.team,
+        labels: req.labels,
+        token_hash: token_hash(&token),
+        suspended: existing.as_ref().is_some_and(|e| e.suspended),
+        created_ms: existing.map_or_else(|| state.env.now_ms(), |e| e.created_ms),
+    };
+    state.store.put_agent(&row)?;
+    state
+        .tokens
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .set_agent(&row.agent_id, &row.token_hash);
+    let info = AgentInfo::from(&row);
+    state
+        .agents
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(row.agent_id.clone(), row);
+    tracing::info!(agent_id = %info.agent_id, "agent registered");
+    Ok((StatusCode::CREATED, Json(Registered { agent: info, token })))
+}
+
+async fn set_suspended(
+    state: Arc<AppState>,
+    id: String,
+    suspended: bool,
+) -> ApiResult<Json<AgentInfo>> {
+    let row = {
+        let mut agents = state.agents.write().unwrap_or_else(|p| p.into_inner());
+        let row = agents
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
+        row.suspended = suspended;
+        row.clone()
+    };
+    state.store.put_agent(&row)?;
+    let set = state.suspended();
+    let hub_state = state.clone();
+    tokio::task::spawn_blocking(move || hub_state.hub.set_suspended(set))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    state.metrics.policy_reloads.inc();
+    tracing::info!(agent_id = %id, suspended, "kill switch");
+    Ok(Json(AgentInfo::from(&row)))
+}
+
+/// Admin: kill switch on.
+pub async fn suspend(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AgentInfo>> {
+    require_admin(&caller)?;
+    set_suspended(state, id, true).await
+}
+
+/// Admin: kill switch off.
+pub async fn resume(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AgentInfo>> {
+    require_admin(&caller)?;
+    set_suspended(state, id, false).await
+}

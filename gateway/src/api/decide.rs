@@ -1,0 +1,86 @@
+//! `POST /v1/decide`: remote mode — the gateway decides, with the shared budgets, and records
+//! the decision in the audit chain.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aa_core::cases::AgentSpec;
+use aa_core::{Action, Decision, Effect, Layer, Reason};
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use serde::Deserialize;
+
+use super::Auth;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::metrics::DecisionLabels;
+use crate::state::{AppState, require_self};
+
+/// Body of `POST /v1/decide`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    /// The agent: an id, or `{agent_id, session_id, …}`. Team and labels of a registered agent
+    /// come from the registry, never from the request.
+    pub agent: AgentSpec,
+    /// What it is about to do.
+    pub action: Action,
+    /// Who saw it (default `sdk`).
+    #[serde(default)]
+    pub layer: Option<Layer>,
+}
+
+/// Decides an action for the caller (an agent token may only decide as itself).
+pub async fn decide(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    body: Result<Json<DecideRequest>, JsonRejection>,
+) -> ApiResult<Json<Decision>> {
+    let Json(req) = body?;
+    let spec = req.agent.agent();
+    require_self(&caller, &spec.agent_id)?;
+    let mut agent = state.agent(&spec.agent_id);
+    agent.session_id = spec.session_id.clone();
+    if matches!(caller, Caller::Admin)
+        && !state
+            .agents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&spec.agent_id)
+    {
+        // The admin may decide for unregistered agents, as described in the request.
+        agent = spec;
+    }
+    let layer = req.layer.unwrap_or(Layer::Sdk);
+    let started = Instant::now();
+    let mut decision = state.engine.evaluate(&agent, &req.action, layer);
+    state
+        .metrics
+        .decision_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let event = state
+        .engine
+        .event(&agent, &req.action, layer, &decision, None);
+    if let Err(e) = state.writer.enqueue(event) {
+        // No audit record, no action: fail closed.
+        decision = Decision {
+            effect: Effect::Deny,
+            reason: Reason::Unavailable,
+            message: format!("the decision cannot be recorded: {e}"),
+            policy_ids: Vec::new(),
+            budget: None,
+            ..decision
+        };
+    }
+    state
+        .metrics
+        .decisions
+        .get_or_create(&DecisionLabels {
+            effect: decision.effect.as_str().to_owned(),
+            reason: decision.reason.as_str().to_owned(),
+            layer: layer.as_str().to_owned(),
+        })
+        .inc();
+    Ok(Json(decision))
+}

@@ -1,0 +1,243 @@
+//! # aa-gateway
+//!
+//! The one brain behind every layer: agent registry and tokens, policy distribution (ETag and
+//! long poll), shared budgets, remote decisions, and the tamper-evident audit store — one
+//! writer appending a hash chain to SQLite (WAL) in group-committed transactions, with
+//! Ed25519-signed checkpoints. `aasm gateway` runs it; [`api::router`] builds the HTTP API.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod hub;
+pub mod metrics;
+pub mod openapi;
+pub mod state;
+pub mod store;
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use aa_core::audit::load_or_create_key;
+use aa_core::{Engine, Environment, PolicyBundle, SystemEnv};
+use tokio::sync::broadcast;
+
+use crate::auth::Tokens;
+use crate::hub::PolicyHub;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::store::{SqliteStore, Store};
+use crate::writer::Writer;
+
+/// How to run a gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// SQLite database; the signing key is `<db>.key`, the admin token `<db>.admin-token`.
+    pub db: PathBuf,
+    /// Policy directory loaded at start (replacing the stored policy).
+    pub policy_dir: Option<PathBuf>,
+    /// PEM certificate chain and key for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The admin token; when absent it is read from (or created in) `<db>.admin-token`.
+    pub admin_token: Option<String>,
+    /// Records between signed checkpoints.
+    pub checkpoint_every: u64,
+    /// Audit writer queue length (jobs).
+    pub queue: usize,
+}
+
+impl GatewayConfig {
+    /// Defaults for `db`.
+    pub fn new(listen: SocketAddr, db: PathBuf) -> Self {
+        GatewayConfig {
+            listen,
+            db,
+            policy_dir: None,
+            tls: None,
+            admin_token: None,
+            checkpoint_every: 1000,
+            queue: 65_536,
+        }
+    }
+
+    /// `<db><suffix>`.
+    pub fn beside_db(&self, suffix: &str) -> PathBuf {
+        let mut p = self.db.clone().into_os_string();
+        p.push(suffix);
+        p.into()
+    }
+}
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The signing key.
+    #[error(transparent)]
+    Audit(#[from] aa_core::AuditError),
+    /// The initial policy.
+    #[error("the policy in {dir} is invalid: {source}")]
+    Policy {
+        /// The directory.
+        dir: String,
+        /// The diagnostics.
+        source: aa_core::PolicyError,
+    },
+    /// Files, sockets, TLS material.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GatewayError {
+    let what = what.into();
+    move |source| GatewayError::Io { what, source }
+}
+
+/// Opens the store, the key, the registry and the policy: everything but the listener.
+pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError> {
+    if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.db, 4)?);
+    let signer = load_or_create_key(&config.beside_db(".key"))?;
+    let public_key = signer.public_key().to_owned();
+    let env: Arc<dyn Environment> = Arc::new(SystemEnv);
+    let metrics = Arc::new(Metrics::new());
+    let (records, _) = broadcast::channel(4096);
+    let writer = Writer::start(
+        store.clone(),
+        signer,
+        env.clone(),
+        config.checkpoint_every,
+        config.queue,
+        metrics.clone(),
+        records.clone(),
+    )?;
+    let admin_token = match &config.admin_token {
+        Some(t) => t.clone(),
+        None => {
+            let path = config.beside_db(".admin-token");
+            auth::load_or_create_admin_token(&path)
+                .map_err(io(format!("admin token {}", path.display())))?
+        }
+    };
+    let mut tokens = Tokens::new(&admin_token);
+    let mut agents = std::collections::HashMap::new();
+    for row in store.agents()? {
+        tokens.set_agent(&row.agent_id, &row.token_hash);
+        agents.insert(row.agent_id.clone(), row);
+    }
+    let engine = Arc::new(Engine::new(env.clone()));
+    let hub = PolicyHub::new(engine.clone(), store.clone());
+    let state = Arc::new(AppState {
+        engine,
+        hub,
+        store: store.clone(),
+        writer,
+        tokens: RwLock::new(tokens),
+        agents: RwLock::new(agents),
+        metrics,
+        records,
+        public_key,
+        env,
+    });
+    let base = match &config.policy_dir {
+        Some(dir) => Some((PolicyBundle::from_dir(dir), dir.display().to_string())),
+        None => store.policy()?.map(|b| (Ok(b), "the store".to_owned())),
+    };
+    if let Some((bundle, from)) = base {
+        let bundle = bundle.map_err(|source| GatewayError::Policy {
+            dir: from.clone(),
+            source,
+        })?;
+        match state.hub.install(bundle, state.suspended()) {
+            Ok(version) => tracing::info!(%version, %from, "policy loaded"),
+            Err(hub::HubError::Invalid(source)) => {
+                return Err(GatewayError::Policy { dir: from, source });
+            }
+            Err(hub::HubError::Store(e)) => return Err(e.into()),
+        }
+    } else {
+        tracing::warn!(
+            "no policy loaded: every decision is denied (unavailable) until PUT /v1/policy"
+        );
+    }
+    Ok(state)
+}
+
+/// Runs the gateway until `shutdown` resolves, then stops accepting, drains connections (10 s
+/// grace), flushes the audit writer and writes the closing checkpoint. `on_listen` gets the
+/// bound address (useful with port 0).
+pub async fn serve(
+    config: GatewayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_listen: impl FnOnce(SocketAddr) + Send + 'static,
+) -> Result<(), GatewayError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let state = build_state(&config)?;
+    let app = api::router(state.clone());
+    let handle = axum_server::Handle::new();
+    let shutdown_handle = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining connections");
+        shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let listen_handle = handle.clone();
+    tokio::spawn(async move {
+        if let Some(addr) = listen_handle.listening().await {
+            on_listen(addr);
+        }
+    });
+    let service = app.into_make_service();
+    let result = match &config.tls {
+        Some((cert, key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(io(format!(
+                    "TLS material {} / {}",
+                    cert.display(),
+                    key.display()
+                )))?;
+            axum_server::bind_rustls(config.listen, tls)
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+        None => {
+            axum_server::bind(config.listen)
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    };
+    // Flush and seal even if serving failed.
+    state.writer.stop().await;
+    tracing::info!("audit flushed and sealed");
+    result.map_err(io(format!("serving on {}", config.listen)))
+}
+
+/// Sets up tracing: `RUST_LOG`-style filter (default `info`), text or JSON lines on stderr.
+pub fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,98 @@
+//! Shared state of the running gateway.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use aa_core::{Agent, AuditRecord, Engine, Environment};
+use tokio::sync::broadcast;
+
+use crate::auth::{Caller, Tokens};
+use crate::error::ApiError;
+use crate::hub::PolicyHub;
+use crate::metrics::Metrics;
+use crate::store::{AgentRow, Store};
+use crate::writer::Writer;
+
+/// Everything a handler needs.
+pub struct AppState {
+    /// Decides in remote mode; holds the shared budget ledger.
+    pub engine: Arc<Engine>,
+    /// Policy changes and their announcements.
+    pub hub: PolicyHub,
+    /// Persistent state.
+    pub store: Arc<dyn Store>,
+    /// The one audit writer.
+    pub writer: Writer,
+    /// Token verification.
+    pub tokens: RwLock<Tokens>,
+    /// Registered agents by id.
+    pub agents: RwLock<HashMap<String, AgentRow>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// New records, for SSE streams.
+    pub records: broadcast::Sender<Arc<AuditRecord>>,
+    /// Hex Ed25519 public key of the checkpoint signer.
+    pub public_key: String,
+    /// Clock and ids.
+    pub env: Arc<dyn Environment>,
+}
+
+impl AppState {
+    /// The caller of a request, from its bearer token.
+    pub fn caller(&self, token: Option<&str>) -> Result<Caller, ApiError> {
+        let token = token.ok_or_else(ApiError::unauthorized)?;
+        self.tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .caller(token)
+            .ok_or_else(ApiError::unauthorized)
+    }
+
+    /// The registered agent, or a bare one for an unregistered id.
+    pub fn agent(&self, agent_id: &str) -> Agent {
+        match self
+            .agents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(agent_id)
+        {
+            Some(row) => Agent {
+                agent_id: row.agent_id.clone(),
+                labels: row.labels.clone(),
+                session_id: None,
+                team: row.team.clone(),
+            },
+            None => Agent::new(agent_id),
+        }
+    }
+
+    /// Ids of the suspended agents.
+    pub fn suspended(&self) -> BTreeSet<String> {
+        self.agents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|a| a.suspended)
+            .map(|a| a.agent_id.clone())
+            .collect()
+    }
+}
+
+/// Only the admin.
+pub fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::Admin => Ok(()),
+        Caller::Agent(_) => Err(ApiError::forbidden("this route needs the admin token")),
+    }
+}
+
+/// The admin, or the agent `agent_id` itself.
+pub fn require_self(caller: &Caller, agent_id: &str) -> Result<(), ApiError> {
+    match caller {
+        Caller::Admin => Ok(()),
+        Caller::Agent(id) if id == agent_id => Ok(()),
+        Caller::Agent(id) => Err(ApiError::forbidden(format!(
+            "the token of agent `{id}` cannot act as agent `{agent_id}`"
+        ))),
+    }
+}

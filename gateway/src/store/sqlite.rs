@@ -1,0 +1,293 @@
+//! SQLite in WAL mode, `synchronous = FULL`: a committed transaction survives a crash of the
+//! process and of the machine. One connection writes (the audit writer thread appends in
+//! batched transactions); a small pool of connections reads concurrently.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aa_core::{AuditRecord, Checkpoint, GENESIS_HASH, PolicyBundle};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::{AgentRow, AuditFilter, Store, StoreError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit (
+    seq      INTEGER PRIMARY KEY,
+    id       TEXT NOT NULL UNIQUE,
+    ts_ms    INTEGER NOT NULL,
+    agent_id TEXT NOT NULL,
+    layer    TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    effect   TEXT NOT NULL,
+    hash     TEXT NOT NULL,
+    line     BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_agent ON audit(agent_id, seq);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_ms);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq  INTEGER PRIMARY KEY,
+    json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id TEXT PRIMARY KEY,
+    json     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS policy (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    json TEXT NOT NULL
+);
+";
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path`, with `readers` read connections.
+    pub fn open(path: &Path, readers: usize) -> Result<Self, StoreError> {
+        let writer = open(path)?;
+        writer.execute_batch(SCHEMA)?;
+        let readers = (0..readers.max(1))
+            .map(|_| open(path).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = self
+            .readers
+            .get(i)
+            .ok_or_else(|| StoreError("no reader".into()))?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    }
+}
+
+impl Store for SqliteStore {
+    fn head(&self) -> Result<(u64, String), StoreError> {
+        self.read(|c| {
+            let row: Option<(i64, String)> = c
+                .query_row(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(match row {
+                Some((seq, hash)) => (u64::try_from(seq).unwrap_or_default(), hash),
+                None => (0, GENESIS_HASH.to_owned()),
+            })
+        })
+    }
+
+    fn seqs_of(&self, ids: &[&str]) -> Result<HashMap<String, u64>, StoreError> {
+        let mut out = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        self.read(|c| {
+            for chunk in ids.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut stmt =
+                    c.prepare_cached(&format!("SELECT id, seq FROM audit WHERE id IN ({marks})"))?;
+                let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?;
+                for row in rows {
+                    let (id, seq) = row?;
+                    out.insert(id, u64::try_from(seq).unwrap_or_default());
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn append(&self, records: &[(AuditRecord, Vec<u8>)]) -> Result<(), StoreError> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO audit (seq, id, ts_ms, agent_id, layer, kind, effect, hash, line)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for (r, line) in records {
+                    stmt.execute(params![
+                        i64::try_from(r.seq).unwrap_or(i64::MAX),
+                        r.id,
+                        aa_core::parse_ts(&r.ts).unwrap_or_default(),
+                        r.agent_id,
+                        r.layer.as_str(),
+                        r.action.kind().as_str(),
+                        r.decision.effect.as_str(),
+                        r.hash,
+                        line,
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn query(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut sql = String::from("SELECT line FROM audit WHERE seq > ?");
+        let mut args: Vec<rusqlite::types::Value> =
+            vec![i64::try_from(f.after_seq).unwrap_or(i64::MAX).into()];
+        let mut text = |col: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                sql.push_str(&format!(" AND {col} = ?"));
+                args.push(v.clone().into());
+            }
+        };
+        text("agent_id", &f.agent);
+        text("layer", &f.layer);
+        text("effect", &f.decision);
+        text("kind", &f.kind);
+        if let Some(t) = f.since_ms {
+            sql.push_str(" AND ts_ms >= ?");
+            args.push(t.into());
+        }
+        if let Some(t) = f.until_ms {
+            sql.push_str(" AND ts_ms < ?");
+            args.push(t.into());
+        }
+        sql.push_str(" ORDER BY seq LIMIT ?");
+        args.push(i64::try_from(f.limit).unwrap_or(1000).into());
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, Vec<u8>>(0))?;
+            let mut out = Vec::new();
+            for line in rows {
+                out.push(serde_json::from_slice(&line?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn lines_after(&self, after_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, line FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    i64::try_from(after_seq).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(1000)
+                ],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, line) = row?;
+                out.push((u64::try_from(seq).unwrap_or_default(), line));
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
+        let json = serde_json::to_string(cp)?;
+        self.write(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO checkpoints (seq, json) VALUES (?1, ?2)",
+                params![i64::try_from(cp.seq).unwrap_or(i64::MAX), json],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT json FROM checkpoints ORDER BY seq")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for json in rows {
+                out.push(serde_json::from_str(&json?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT json FROM agents ORDER BY agent_id")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for json in rows {
+                out.push(serde_json::from_str(&json?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_agent(&self, agent: &AgentRow) -> Result<(), StoreError> {
+        let json = serde_json::to_string(agent)?;
+        self.write(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO agents (agent_id, json) VALUES (?1, ?2)",
+                params![agent.agent_id, json],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn policy(&self) -> Result<Option<PolicyBundle>, StoreError> {
+        self.read(|c| {
+            let json: Option<String> = c
+                .query_row("SELECT json FROM policy WHERE id = 1", [], |r| r.get(0))
+                .optional()?;
+            Ok(match json {
+                Some(j) => Some(serde_json::from_str(&j)?),
+                None => None,
+            })
+        })
+    }
+
+    fn put_policy(&self, bundle: &PolicyBundle) -> Result<(), StoreError> {
+        let json = serde_json::to_string(bundle)?;
+        self.write(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO policy (id, json) VALUES (1, ?1)",
+                params![json],
+            )?;
+            Ok(())
+        })
+    }
+}
