@@ -23,6 +23,15 @@ if ! rustup toolchain list | grep -q '^web'; then
   rustup toolchain link web /usr
 fi
 
+# Python tools for the tests (outside the clone, like the build cache).
+VENV="${AA_VENV:-/var/cache/aa/venv}"
+SCHEMATHESIS_VERSION=4.32.5
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  log "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done

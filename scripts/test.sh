@@ -11,8 +11,11 @@ cargo fmt --all -- --check
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "Rust tests (core, CLI)"
+step "Rust tests (core, gateway, CLI; the gateway tests run the real aasm gateway)"
 cargo test --workspace --locked
+
+step "schemathesis against docs/openapi.yaml and a live gateway"
+scripts/schemathesis.sh
 
 step "example policies pass their case tables"
 for dir in examples/policies/*/; do

@@ -294,3 +294,14 @@ fn the_published_json_schema_is_current() {
         "docs/schema/aa-model.schema.json is stale: run `aasm schema model > docs/schema/aa-model.schema.json`"
     );
 }
+
+#[test]
+fn the_published_openapi_is_current() {
+    let out = aasm(&["schema", "openapi"], None);
+    assert!(out.status.success());
+    let published = std::fs::read_to_string(root().join("docs/openapi.yaml")).unwrap();
+    assert!(
+        text(&out.stdout).trim() == published.trim(),
+        "docs/openapi.yaml is stale: run `aasm schema openapi > docs/openapi.yaml`"
+    );
+}
