@@ -59,7 +59,7 @@ pub fn event(env: &dyn Environment, n: u64) -> AuditEvent {
             policy_version: Some("0123456789abcdef0123456789abcdef".into()),
             fail_open: false,
         },
-        outcome: (n % 2 == 0).then_some(Outcome {
+        outcome: n.is_multiple_of(2).then_some(Outcome {
             status: OutcomeStatus::Ok,
             duration_us: 1234,
             result_size: Some(99),

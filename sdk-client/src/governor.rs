@@ -1,0 +1,259 @@
+//! The object every binding wraps.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aa_core::audit::{AuditLog, AuditLogOptions, AuditSink};
+use aa_core::{Action, Agent, Decision, Effect, Engine, Layer, Outcome, Reason, SystemEnv};
+
+use crate::http::{GatewayHttp, HttpError};
+use crate::shipper::Shipper;
+use crate::{ClientConfig, ClientError, Mode, policy_sync};
+
+/// Counters for a status line or a test.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Events waiting in memory.
+    pub queued: u64,
+    /// Events spilled to disk, not yet delivered.
+    pub spilled: u64,
+    /// Events the gateway acknowledged.
+    pub shipped: u64,
+    /// Events the gateway refused for good (kept beside the spill file).
+    pub rejected: u64,
+    /// The last delivery error.
+    pub last_error: Option<String>,
+    /// The policy version decisions are made against (local, embedded).
+    pub policy_version: Option<String>,
+}
+
+/// Decides and records the actions of one agent.
+pub struct Governor {
+    config: ClientConfig,
+    engine: Arc<Engine>,
+    http: Option<Arc<GatewayHttp>>,
+    shipper: Option<Arc<Shipper>>,
+    log: Option<Arc<AuditLog>>,
+    stop_sync: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor")
+            .field("agent", &self.config.agent.agent_id)
+            .field("mode", &self.config.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Governor {
+    /// Starts a governor: loads or fetches the policy, opens the audit file or starts the
+    /// shipper and the policy sync.
+    pub fn start(config: ClientConfig) -> Result<Self, ClientError> {
+        let env = Arc::new(SystemEnv);
+        let stop_sync = Arc::new(AtomicBool::new(false));
+        let http = match (&config.gateway_url, &config.token) {
+            (Some(url), Some(token)) if config.mode != Mode::Embedded => Some(Arc::new(
+                GatewayHttp::new(
+                    url,
+                    token,
+                    config.request_timeout,
+                    Duration::from_secs(config.policy_wait_secs),
+                    config.ca_cert.as_deref(),
+                )
+                .map_err(ClientError::Config)?,
+            )),
+            _ => None,
+        };
+        let (engine, shipper, log) = match config.mode {
+            Mode::Embedded => {
+                let dir = config.policy_dir.as_ref().ok_or_else(|| {
+                    ClientError::Config("embedded mode needs a policy directory".into())
+                })?;
+                if let Some(parent) = config.audit_file.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        ClientError::Config(format!("cannot create {}: {e}", parent.display()))
+                    })?;
+                }
+                let log = Arc::new(AuditLog::open(
+                    &config.audit_file,
+                    AuditLogOptions::default(),
+                    env.clone(),
+                )?);
+                let engine = Engine::from_dir(dir)?
+                    .fail_open(config.fail_open)
+                    .with_audit(log.clone() as Arc<dyn AuditSink>);
+                (engine, None, Some(log))
+            }
+            Mode::Local | Mode::Remote => {
+                let http = http.clone().ok_or_else(|| {
+                    ClientError::Config("a gateway URL and token are required".into())
+                })?;
+                let shipper = Arc::new(Shipper::start(
+                    http.clone(),
+                    config.spill_dir.clone(),
+                    &config.agent.agent_id,
+                    config.queue_capacity,
+                    config.batch_size,
+                    config.flush_interval,
+                )?);
+                let mut engine = Engine::new(env.clone()).fail_open(config.fail_open);
+                if config.mode == Mode::Local {
+                    engine = engine.with_audit(shipper.clone() as Arc<dyn AuditSink>);
+                }
+                (engine, Some(shipper), None)
+            }
+        };
+        let engine = Arc::new(engine);
+        if config.mode == Mode::Local
+            && let Some(http) = &http
+        {
+            // A first fetch now; if the gateway is down the engine fails closed until the
+            // sync thread gets a policy.
+            let _ = policy_sync::fetch_once(http, &engine);
+            policy_sync::start(
+                http.clone(),
+                engine.clone(),
+                config.policy_wait_secs,
+                stop_sync.clone(),
+            );
+        }
+        Ok(Governor {
+            config,
+            engine,
+            http,
+            shipper,
+            log,
+            stop_sync,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The agent.
+    pub fn agent(&self) -> &Agent {
+        &self.config.agent
+    }
+
+    /// Decides `action` for this agent. Never fails: when no decision can be made the answer is
+    /// `deny` / `unavailable` (or `allow` flagged `fail_open` when configured).
+    pub fn decide(&self, action: &Action) -> Decision {
+        self.decide_as(&self.config.agent, action, self.config.layer)
+    }
+
+    /// Decides for another agent or layer (the proxy decides for many agents).
+    pub fn decide_as(&self, agent: &Agent, action: &Action, layer: Layer) -> Decision {
+        match (self.config.mode, &self.http) {
+            (Mode::Remote, Some(http)) => match http.decide(agent, action, layer) {
+                Ok(d) => d,
+                Err(e) => self.unreachable(e),
+            },
+            _ => self.engine.decide(agent, action, layer),
+        }
+    }
+
+    fn unreachable(&self, e: HttpError) -> Decision {
+        let message = format!("the gateway could not decide: {e}");
+        Decision {
+            budget: None,
+            decision_id: aa_core::Environment::new_id(self.engine.env().as_ref()),
+            effect: if self.config.fail_open {
+                Effect::Allow
+            } else {
+                Effect::Deny
+            },
+            fail_open: self.config.fail_open,
+            message,
+            policy_ids: Vec::new(),
+            policy_version: None,
+            reason: Reason::Unavailable,
+        }
+    }
+
+    /// Records what happened after an allowed action ran (charges usage locally in local and
+    /// embedded mode; the gateway charges it from the event in remote mode).
+    pub fn report(
+        &self,
+        action: &Action,
+        decision: &Decision,
+        outcome: Outcome,
+    ) -> Result<(), ClientError> {
+        self.report_as(
+            &self.config.agent,
+            action,
+            self.config.layer,
+            decision,
+            outcome,
+        )
+    }
+
+    /// [`Governor::report`] for another agent or layer.
+    pub fn report_as(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        layer: Layer,
+        decision: &Decision,
+        outcome: Outcome,
+    ) -> Result<(), ClientError> {
+        match (self.config.mode, &self.shipper) {
+            (Mode::Remote, Some(shipper)) => {
+                let event = self
+                    .engine
+                    .event(agent, action, layer, decision, Some(outcome));
+                shipper.append(event)?;
+                Ok(())
+            }
+            _ => Ok(self
+                .engine
+                .report(agent, action, layer, decision, outcome)?),
+        }
+    }
+
+    /// Waits until every event is delivered (or written to the audit file), up to `timeout`.
+    /// On timeout the events stay spilled on disk and are replayed later.
+    pub fn flush(&self, timeout: Duration) -> Result<(), ClientError> {
+        if let Some(s) = &self.shipper {
+            s.flush(timeout)?;
+        }
+        if let Some(log) = &self.log {
+            log.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes (up to `timeout`), stops the background threads, seals the audit file.
+    pub fn close(&self, timeout: Duration) -> Result<(), ClientError> {
+        self.stop_sync.store(true, Ordering::Relaxed);
+        let shipped = match &self.shipper {
+            Some(s) => s.close(timeout),
+            None => Ok(()),
+        };
+        if let Some(log) = &self.log {
+            log.close()?;
+        }
+        shipped
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ClientStats {
+        let s = self.shipper.as_ref().map(|s| s.stats()).unwrap_or_default();
+        ClientStats {
+            queued: s.queued,
+            spilled: s.spilled,
+            shipped: s.shipped,
+            rejected: s.rejected,
+            last_error: s.last_error,
+            policy_version: self.engine.policy_version(),
+        }
+    }
+
+    /// The engine (local and embedded modes decide with it).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}

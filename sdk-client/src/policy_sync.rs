@@ -1,0 +1,62 @@
+//! Local mode: keeps the engine's policy in step with the gateway by long polling
+//! `GET /v1/policy` with the current version; a new version is compiled and swapped in.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aa_core::{CompiledPolicy, Engine};
+
+use crate::http::GatewayHttp;
+
+/// Fetches the policy once (used at start).
+pub(crate) fn fetch_once(http: &GatewayHttp, engine: &Engine) -> Result<String, String> {
+    match http.get_policy(None, 0) {
+        Ok(Some((version, bundle))) => install(engine, &version, bundle),
+        Ok(None) => Err("the gateway sent no policy".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn install(
+    engine: &Engine,
+    version: &str,
+    bundle: aa_core::PolicyBundle,
+) -> Result<String, String> {
+    let compiled = CompiledPolicy::compile(bundle)
+        .map_err(|e| format!("policy {version} does not compile here: {e}"))?;
+    let v = compiled.version().to_owned();
+    engine.swap_policy(compiled);
+    Ok(v)
+}
+
+/// Starts the long-polling thread. It ends when `stop` is set (after its current poll).
+pub(crate) fn start(
+    http: Arc<GatewayHttp>,
+    engine: Arc<Engine>,
+    wait_secs: u64,
+    stop: Arc<AtomicBool>,
+) {
+    let _ = std::thread::Builder::new()
+        .name("aa-policy-sync".into())
+        .spawn(move || {
+            let mut backoff = Duration::from_millis(200);
+            while !stop.load(Ordering::Relaxed) {
+                let current = engine.policy_version();
+                match http.get_policy(
+                    current.as_deref(),
+                    if current.is_some() { wait_secs } else { 0 },
+                ) {
+                    Ok(Some((version, bundle))) => {
+                        let _ = install(&engine, &version, bundle);
+                        backoff = Duration::from_millis(200);
+                    }
+                    Ok(None) => backoff = Duration::from_millis(200),
+                    Err(_) => {
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        });
+}

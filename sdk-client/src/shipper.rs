@@ -1,0 +1,363 @@
+//! Audit shipping: a bounded queue drained by a background thread in batches; spill to disk
+//! while the gateway is unreachable or the queue is full; replay in order when it returns.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use aa_core::audit::AuditSink;
+use aa_core::{AuditError, AuditEvent};
+
+use crate::http::{GatewayHttp, HttpError};
+use crate::spill::{self, Spill};
+
+/// Counters of the shipper.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipStats {
+    /// Events in memory, waiting.
+    pub queued: u64,
+    /// Events written to the spill file and not replayed yet.
+    pub spilled: u64,
+    /// Events the gateway acknowledged.
+    pub shipped: u64,
+    /// Events the gateway refused for good (kept in the `.rejected.jsonl` file beside the spill).
+    pub rejected: u64,
+    /// The last delivery error, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+struct State {
+    queue: VecDeque<AuditEvent>,
+    spill: Spill,
+    in_flight: usize,
+    stop: bool,
+    healthy: bool,
+    replay_due: bool,
+    stats: ShipStats,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    wake: Condvar,
+    idle: Condvar,
+    http: Arc<GatewayHttp>,
+    capacity: usize,
+    batch: usize,
+    interval: Duration,
+    rejected_path: PathBuf,
+}
+
+/// The shipper; an [`AuditSink`].
+pub(crate) struct Shipper {
+    inner: Arc<Inner>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Shipper {
+    pub(crate) fn start(
+        http: Arc<GatewayHttp>,
+        spill_dir: PathBuf,
+        agent_id: &str,
+        capacity: usize,
+        batch: usize,
+        interval: Duration,
+    ) -> Result<Self, AuditError> {
+        let spill = Spill::new(&spill_dir, agent_id);
+        let rejected_path = spill_dir.join(format!(
+            "{}.rejected.jsonl",
+            crate::config::sanitize(agent_id)
+        ));
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                queue: VecDeque::with_capacity(capacity.min(4096)),
+                spill,
+                in_flight: 0,
+                stop: false,
+                healthy: true,
+                // Replay what earlier processes left behind.
+                replay_due: true,
+                stats: ShipStats::default(),
+            }),
+            wake: Condvar::new(),
+            idle: Condvar::new(),
+            http,
+            capacity,
+            batch: batch.max(1),
+            interval,
+            rejected_path,
+        });
+        let worker = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("aa-audit-shipper".into())
+            .spawn(move || run(&worker))
+            .map_err(|e| AuditError::Refused(format!("cannot start the audit shipper: {e}")))?;
+        Ok(Shipper {
+            inner,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub(crate) fn stats(&self) -> ShipStats {
+        let st = self.inner.lock();
+        let mut s = st.stats.clone();
+        s.queued = (st.queue.len() + st.in_flight) as u64;
+        s.spilled = st.spill.pending + st.spill.sealed;
+        s
+    }
+
+    /// Waits until everything is delivered, or `timeout`; on timeout whatever is still in
+    /// memory is spilled to disk, so it survives the process.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), crate::ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.inner.lock();
+        st.replay_due = true;
+        self.inner.wake.notify_all();
+        loop {
+            let pending =
+                (st.queue.len() + st.in_flight) as u64 + st.spill.pending + st.spill.sealed;
+            if pending == 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let events: Vec<AuditEvent> = st.queue.drain(..).collect();
+                st.spill.append(&events)?;
+                return Err(crate::ClientError::FlushTimeout { pending });
+            }
+            st = self
+                .inner
+                .idle
+                .wait_timeout(st, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    /// Flushes (up to `timeout`), then stops the thread. Undelivered events stay spilled.
+    pub(crate) fn close(&self, timeout: Duration) -> Result<(), crate::ClientError> {
+        let flushed = self.flush(timeout);
+        {
+            let mut st = self.inner.lock();
+            st.stop = true;
+            let events: Vec<AuditEvent> = st.queue.drain(..).collect();
+            st.spill.append(&events)?;
+        }
+        self.inner.wake.notify_all();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        flushed
+    }
+}
+
+impl AuditSink for Shipper {
+    fn append(&self, event: AuditEvent) -> Result<(), AuditError> {
+        let mut st = self.inner.lock();
+        if st.stop {
+            return Err(AuditError::Refused("the audit shipper is closed".into()));
+        }
+        if st.queue.len() >= self.inner.capacity {
+            // Full: the event goes to disk now. If that fails too the caller sees the error
+            // (the decision fails closed) — never a silent drop.
+            st.spill.append(std::slice::from_ref(&event))?;
+        } else {
+            st.queue.push_back(event);
+        }
+        drop(st);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), AuditError> {
+        Shipper::flush(self, Duration::from_secs(5)).map_err(|e| AuditError::Refused(e.to_string()))
+    }
+}
+
+fn run(inner: &Inner) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut st = inner.lock();
+        // Wait for work: a full batch, the interval passing with something queued, a replay,
+        // or the stop.
+        let waited_since = Instant::now();
+        loop {
+            let spill_work = st.replay_due || st.spill.pending > 0 || st.spill.sealed > 0;
+            let full = st.queue.len() >= inner.batch;
+            let queue_due =
+                !st.queue.is_empty() && (waited_since.elapsed() >= inner.interval || !st.healthy);
+            if st.stop || full || queue_due || spill_work {
+                break;
+            }
+            let wait = if st.queue.is_empty() {
+                Duration::from_millis(500)
+            } else {
+                inner
+                    .interval
+                    .saturating_sub(waited_since.elapsed())
+                    .max(Duration::from_millis(1))
+            };
+            st = inner
+                .wake
+                .wait_timeout(st, wait)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        if st.stop && st.queue.is_empty() {
+            inner.idle.notify_all();
+            return;
+        }
+
+        // 1. Spilled events are older than queued ones: replay them first. If this process has
+        //    spilled, what is queued now is newer still, so it joins the spill to keep order.
+        if st.replay_due || st.spill.pending > 0 || st.spill.sealed > 0 {
+            st.replay_due = false;
+            if st.spill.pending > 0 {
+                let events: Vec<AuditEvent> = st.queue.drain(..).collect();
+                if let Err(e) = st.spill.append(&events) {
+                    st.queue.extend(events);
+                    st.stats.last_error = Some(e.to_string());
+                }
+                st.spill.seal_own();
+            }
+            let files = st.spill.replayable();
+            drop(st);
+            let mut shipped = 0;
+            let mut failed = None;
+            for path in files {
+                match spill::replay(&path, inner.batch, |batch| send(inner, batch)) {
+                    Ok(n) => shipped += n,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            let mut st = inner.lock();
+            st.stats.shipped += shipped;
+            match failed {
+                None => {
+                    st.spill.sealed = 0;
+                    backoff = Duration::from_millis(100);
+                }
+                Some(e) => {
+                    st.healthy = false;
+                    st.stats.last_error = Some(e);
+                    drop(st);
+                    inner.idle.notify_all();
+                    sleep_backoff(inner, &mut backoff);
+                    continue;
+                }
+            }
+            drop(st);
+            inner.idle.notify_all();
+            continue;
+        }
+
+        // 2. A batch from the queue.
+        let n = st.queue.len().min(inner.batch);
+        if n == 0 {
+            inner.idle.notify_all();
+            continue;
+        }
+        let batch: Vec<AuditEvent> = st.queue.drain(..n).collect();
+        st.in_flight = n;
+        drop(st);
+        let result = inner.http.post_events(&batch);
+        let mut st = inner.lock();
+        st.in_flight = 0;
+        match result {
+            Ok(()) => {
+                st.stats.shipped += n as u64;
+                st.stats.last_error = None;
+                if !st.healthy {
+                    st.healthy = true;
+                    st.replay_due = true;
+                }
+                backoff = Duration::from_millis(100);
+                drop(st);
+                inner.idle.notify_all();
+            }
+            Err(HttpError::Permanent(msg)) => {
+                st.stats.rejected += n as u64;
+                st.stats.last_error = Some(msg);
+                drop(st);
+                write_rejected(inner, &batch);
+                inner.idle.notify_all();
+            }
+            Err(HttpError::Retry(msg)) => {
+                // Unreachable: keep order by spilling this batch, then the rest of the queue.
+                st.healthy = false;
+                st.stats.last_error = Some(msg);
+                let rest: Vec<AuditEvent> = st.queue.drain(..).collect();
+                let spilled = st
+                    .spill
+                    .append(&batch)
+                    .and_then(|()| st.spill.append(&rest));
+                if let Err(e) = spilled {
+                    // No disk either: keep them in memory, in order, and try again.
+                    st.queue.extend(batch);
+                    st.queue.extend(rest);
+                    st.stats.last_error = Some(e.to_string());
+                }
+                drop(st);
+                inner.idle.notify_all();
+                sleep_backoff(inner, &mut backoff);
+            }
+        }
+    }
+}
+
+fn send(inner: &Inner, batch: &[AuditEvent]) -> Result<(), String> {
+    match inner.http.post_events(batch) {
+        Ok(()) => Ok(()),
+        Err(HttpError::Permanent(msg)) => {
+            write_rejected(inner, batch);
+            let mut st = inner.lock();
+            st.stats.rejected += batch.len() as u64;
+            st.stats.last_error = Some(msg);
+            Ok(())
+        }
+        Err(HttpError::Retry(msg)) => Err(msg),
+    }
+}
+
+/// Events the gateway refuses for good are kept, never dropped.
+fn write_rejected(inner: &Inner, batch: &[AuditEvent]) {
+    use std::io::Write;
+    let mut buf = Vec::new();
+    for e in batch {
+        if serde_json::to_writer(&mut buf, e).is_ok() {
+            buf.push(b'\n');
+        }
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&inner.rejected_path)
+        .and_then(|mut f| f.write_all(&buf));
+    if let Err(e) = written {
+        inner.lock().stats.last_error = Some(format!(
+            "cannot keep rejected events in {}: {e}",
+            inner.rejected_path.display()
+        ));
+    }
+}
+
+fn sleep_backoff(inner: &Inner, backoff: &mut Duration) {
+    let st = inner.lock();
+    if !st.stop {
+        let _ = inner.wake.wait_timeout(st, *backoff);
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
+    let mut st = inner.lock();
+    st.replay_due = true;
+}
