@@ -32,6 +32,16 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; the
   "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
+# The Python SDK's build and test tools (its own venv: framework pins differ from schemathesis).
+SDK_VENV="${AA_SDK_VENV:-/var/cache/aa/venv-sdk}"
+SDK_PACKAGES=("maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=5" cedarpy langchain-core openai-agents ruff)
+if [ ! -f "$SDK_VENV/.aa-ready" ] || [ "$(cat "$SDK_VENV/.aa-ready")" != "${SDK_PACKAGES[*]}" ]; then
+  log "installing the Python SDK tools into $SDK_VENV"
+  python3 -m venv "$SDK_VENV"
+  "$SDK_VENV/bin/pip" install -q "${SDK_PACKAGES[@]}"
+  echo "${SDK_PACKAGES[*]}" > "$SDK_VENV/.aa-ready"
+fi
+
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done

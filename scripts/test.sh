@@ -11,8 +11,8 @@ cargo fmt --all -- --check
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "Rust tests (core, gateway, CLI; the gateway tests run the real aasm gateway)"
-cargo test --workspace --locked
+step "Rust tests (core, SDK client, gateway, CLI; the gateway tests run the real aasm gateway)"
+cargo test --workspace --exclude aa-python --locked
 
 step "schemathesis against docs/openapi.yaml and a live gateway"
 scripts/schemathesis.sh
@@ -23,6 +23,9 @@ for dir in examples/policies/*/; do
   "$AASM" policy test "$dir" "$dir/cases.toml" >/dev/null
   echo "ok: $dir cases"
 done
+
+step "Python SDK: build the wheel, install it in a fresh venv, run its tests"
+scripts/python-sdk.sh test
 
 step "aa-core without default features builds for wasm32-unknown-unknown"
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR" \

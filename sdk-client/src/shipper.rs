@@ -35,6 +35,8 @@ struct State {
     stop: bool,
     healthy: bool,
     replay_due: bool,
+    /// A replay pass is running (the lock is released while it sends).
+    replaying: bool,
     stats: ShipStats,
 }
 
@@ -84,6 +86,7 @@ impl Shipper {
                 healthy: true,
                 // Replay what earlier processes left behind.
                 replay_due: true,
+                replaying: false,
                 stats: ShipStats::default(),
             }),
             wake: Condvar::new(),
@@ -123,7 +126,9 @@ impl Shipper {
         loop {
             let pending =
                 (st.queue.len() + st.in_flight) as u64 + st.spill.pending + st.spill.sealed;
-            if pending == 0 {
+            // Also wait for the replay pass this flush asked for: it delivers what earlier
+            // processes spilled.
+            if pending == 0 && !st.replay_due && !st.replaying {
                 return Ok(());
             }
             let now = Instant::now();
@@ -229,6 +234,7 @@ fn run(inner: &Inner) {
                 st.spill.seal_own();
             }
             let files = st.spill.replayable();
+            st.replaying = true;
             drop(st);
             let mut shipped = 0;
             let mut failed = None;
@@ -242,6 +248,7 @@ fn run(inner: &Inner) {
                 }
             }
             let mut st = inner.lock();
+            st.replaying = false;
             st.stats.shipped += shipped;
             match failed {
                 None => {

@@ -1,0 +1,1 @@
+"""Adapters for agent frameworks (imported on demand; the frameworks stay optional)."""
