@@ -174,11 +174,16 @@ impl AuditSink for Shipper {
             // Full: the event goes to disk now. If that fails too the caller sees the error
             // (the decision fails closed) — never a silent drop.
             st.spill.append(std::slice::from_ref(&event))?;
-        } else {
-            st.queue.push_back(event);
+            return Ok(());
         }
+        st.queue.push_back(event);
+        // Wake the shipper only when it has something new to do (the first event of a batch
+        // window, or a full batch): a wake-up per event would cost a futex call on the hot path.
+        let wake = st.queue.len() == 1 || st.queue.len() == self.inner.batch;
         drop(st);
-        self.inner.wake.notify_one();
+        if wake {
+            self.inner.wake.notify_one();
+        }
         Ok(())
     }
 

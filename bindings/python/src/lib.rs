@@ -62,6 +62,93 @@ fn parse_action(json: &str) -> PyResult<Action> {
     aa_core::ModelError::parse(json).map_err(invalid)
 }
 
+/// Converts a Python value (dict, list, tuple, str, int, float, bool, None) to JSON without a
+/// JSON round trip; anything else becomes its `repr()`.
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<serde_json::Value> {
+    use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
+    use serde_json::Value;
+    if depth > 32 {
+        return Ok(Value::String("<nested too deep>".into()));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::String(s.to_cow()?.into_owned()));
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(obj.extract()?));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return Ok(match obj.extract::<i64>() {
+            Ok(i) => Value::from(i),
+            Err(_) => Value::String(obj.str()?.to_cow()?.into_owned()),
+        });
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        let f: f64 = obj.extract()?;
+        return Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        return Ok(Value::Object(dict_to_map(d, depth)?));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut out = Vec::new();
+        for item in obj.try_iter()? {
+            out.push(to_json(&item?, depth + 1)?);
+        }
+        return Ok(Value::Array(out));
+    }
+    Ok(Value::String(obj.repr()?.to_cow()?.into_owned()))
+}
+
+fn dict_to_map(
+    d: &Bound<'_, PyDict>,
+    depth: usize,
+) -> PyResult<serde_json::Map<String, serde_json::Value>> {
+    let mut map = serde_json::Map::new();
+    for (k, v) in d.iter() {
+        let key = match k.cast::<pyo3::types::PyString>() {
+            Ok(s) => s.to_cow()?.into_owned(),
+            Err(_) => k.str()?.to_cow()?.into_owned(),
+        };
+        map.insert(key, to_json(&v, depth + 1)?);
+    }
+    Ok(map)
+}
+
+/// A governed call in progress: the action as decided, and its decision.
+#[pyclass(frozen, module = "agent_assembly._native")]
+pub struct PyCall {
+    action: Action,
+    decision: Py<PyDecision>,
+}
+
+#[pymethods]
+impl PyCall {
+    /// The decision.
+    #[getter]
+    fn decision(&self, py: Python<'_>) -> Py<PyDecision> {
+        self.decision.clone_ref(py)
+    }
+    /// True for allow.
+    #[getter]
+    fn allowed(&self) -> bool {
+        self.decision.get().inner.is_allowed()
+    }
+    /// The action as JSON.
+    fn action_json(&self) -> String {
+        serde_json::to_string(&self.action).unwrap_or_default()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Call({:?}, {})",
+            self.action.kind().as_str(),
+            self.decision.get().__repr__()
+        )
+    }
+}
+
 /// A decision. `allowed` is what callers branch on; the rest explains it.
 #[pyclass(frozen, module = "agent_assembly._native")]
 pub struct PyDecision {
@@ -239,14 +326,45 @@ impl Governor {
         })
     }
 
-    /// Decides a tool call (the decorator's fast path): `args_json` is a JSON object.
-    fn decide_tool(&self, py: Python<'_>, tool: String, args_json: &str) -> PyResult<PyDecision> {
-        let args = serde_json::from_str(args_json).map_err(invalid)?;
-        let action = Action::ToolCall { args, tool };
+    /// Decides a tool call (the decorator's fast path); `args` is a dict of JSON-like values.
+    fn decide_tool(
+        &self,
+        py: Python<'_>,
+        tool: String,
+        args: &Bound<'_, PyDict>,
+    ) -> PyResult<PyCall> {
+        let action = Action::ToolCall {
+            args: dict_to_map(args, 0)?,
+            tool,
+        };
         let g = self.inner.clone();
-        Ok(PyDecision {
-            inner: py.detach(move || g.decide(&action)),
+        let (action, decision) = py.detach(move || {
+            let d = g.decide(&action);
+            (action, d)
+        });
+        Ok(PyCall {
+            action,
+            decision: Py::new(py, PyDecision { inner: decision })?,
         })
+    }
+
+    /// Records the outcome of a call from `decide_tool`.
+    #[pyo3(signature = (call, status, duration_us, result_size=None, error=None))]
+    fn report_call(
+        &self,
+        py: Python<'_>,
+        call: &PyCall,
+        status: &str,
+        duration_us: u64,
+        result_size: Option<u64>,
+        error: Option<String>,
+    ) -> PyResult<()> {
+        let outcome = outcome(status, duration_us, result_size, error, None)?;
+        let g = self.inner.clone();
+        let decision = &call.decision.get().inner;
+        let action = &call.action;
+        py.detach(|| g.report(action, decision, outcome))
+            .map_err(to_py)
     }
 
     /// Records the outcome of an allowed action.
@@ -265,29 +383,6 @@ impl Governor {
     ) -> PyResult<()> {
         let action = parse_action(action_json)?;
         let outcome = outcome(status, duration_us, result_size, error, usage_json)?;
-        let d = decision.inner.clone();
-        let g = self.inner.clone();
-        py.detach(move || g.report(&action, &d, outcome))
-            .map_err(to_py)
-    }
-
-    /// Records the outcome of an allowed tool call.
-    #[pyo3(signature = (tool, args_json, decision, status, duration_us, result_size=None, error=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn report_tool(
-        &self,
-        py: Python<'_>,
-        tool: String,
-        args_json: &str,
-        decision: &PyDecision,
-        status: &str,
-        duration_us: u64,
-        result_size: Option<u64>,
-        error: Option<String>,
-    ) -> PyResult<()> {
-        let args = serde_json::from_str(args_json).map_err(invalid)?;
-        let action = Action::ToolCall { args, tool };
-        let outcome = outcome(status, duration_us, result_size, error, None)?;
         let d = decision.inner.clone();
         let g = self.inner.clone();
         py.detach(move || g.report(&action, &d, outcome))
@@ -419,6 +514,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InvalidAction", py.get_type::<InvalidAction>())?;
     m.add_class::<Governor>()?;
     m.add_class::<PyDecision>()?;
+    m.add_class::<PyCall>()?;
     m.add_class::<Engine>()?;
     m.add_function(wrap_pyfunction!(reseed_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(is_deny, m)?)?;

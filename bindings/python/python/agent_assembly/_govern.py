@@ -27,10 +27,14 @@ SECRET_NAMES = re.compile(r"pass(word)?|secret|token|api_?key|authorization|cred
 MAX_ARG_CHARS = 4096
 
 
+_PLAIN = (bool, int, float, type(None))
+
+
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        if isinstance(value, str) and len(value) > MAX_ARG_CHARS:
-            return value[:MAX_ARG_CHARS] + "…"
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= MAX_ARG_CHARS else value[:MAX_ARG_CHARS] + "…"
+    if kind in _PLAIN:
         return value
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -83,15 +87,15 @@ def report(
 
 
 class _Call:
-    """One governed tool call: the action, the decision, and its outcome."""
+    """One governed tool call: decided on creation (raising ``PolicyDenied``), its outcome
+    recorded by ``done``."""
 
-    __slots__ = ("args_json", "decision", "governor", "started", "tool")
+    __slots__ = ("call", "decision", "governor", "started")
 
     def __init__(self, tool: str, args: dict[str, Any]) -> None:
         self.governor = _runtime.get()
-        self.tool = tool
-        self.args_json = json.dumps(args, default=repr)
-        self.decision = self.governor.decide_tool(tool, self.args_json)
+        self.call = self.governor.decide_tool(tool, args)
+        self.decision = self.call.decision
         if not self.decision.allowed:
             raise PolicyDenied(self.decision, action=tool)
         self.started = time.perf_counter_ns()
@@ -99,14 +103,9 @@ class _Call:
     def done(self, result: Any = None, error: BaseException | None = None) -> None:
         duration_us = (time.perf_counter_ns() - self.started) // 1000
         if error is None:
-            self.governor.report_tool(
-                self.tool, self.args_json, self.decision, "ok", duration_us, _result_size(result)
-            )
+            self.governor.report_call(self.call, "ok", duration_us, _result_size(result))
         else:
-            self.governor.report_tool(
-                self.tool, self.args_json, self.decision, "error", duration_us, None,
-                type(error).__name__,
-            )
+            self.governor.report_call(self.call, "error", duration_us, None, type(error).__name__)
 
 
 def _param_names(fn: Callable[..., Any]) -> tuple[list[str], bool]:
@@ -152,21 +151,29 @@ def govern(
     def wrap(f: F) -> F:
         name = tool or getattr(f, "__name__", "tool")
         names, skip_first = _param_names(f)
+        pnames = names[1:] if skip_first else names
         keep = None if args is None or callable(args) else set(args)
+        # Redaction decided once for the declared parameters; other keys are checked per call.
+        secret_params = frozenset(n for n in pnames if n in redact or SECRET_NAMES.search(n))
+        known = frozenset(pnames)
 
         def build(call_args: tuple[Any, ...], call_kwargs: dict[str, Any]) -> dict[str, Any]:
             if callable(args):
-                mapped = dict(args(*call_args, **call_kwargs))
-            else:
-                positional = call_args[1:] if skip_first else call_args
-                pnames = names[1:] if skip_first else names
-                mapped = dict(zip(pnames, positional))
-                if len(positional) > len(pnames):
-                    mapped["*args"] = list(positional[len(pnames):])
-                mapped.update(call_kwargs)
-                if keep is not None:
-                    mapped = {k: v for k, v in mapped.items() if k in keep}
-            return _redact({k: _jsonable(v) for k, v in mapped.items()}, redact)
+                return _redact({k: _jsonable(v) for k, v in dict(args(*call_args, **call_kwargs)).items()}, redact)
+            positional = call_args[1:] if skip_first else call_args
+            mapped = {k: _jsonable(v) for k, v in zip(pnames, positional)}
+            if len(positional) > len(pnames):
+                mapped["*args"] = _jsonable(list(positional[len(pnames):]))
+            for k, v in call_kwargs.items():
+                mapped[k] = _jsonable(v)
+                if k not in known and (k in redact or SECRET_NAMES.search(k)):
+                    mapped[k] = "[redacted]"
+            for k in secret_params:
+                if k in mapped:
+                    mapped[k] = "[redacted]"
+            if keep is not None:
+                mapped = {k: v for k, v in mapped.items() if k in keep}
+            return mapped
 
         if inspect.iscoroutinefunction(f):
 
