@@ -31,6 +31,9 @@ pub enum Command {
     /// Manage agents at a gateway (register, suspend, resume).
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// The sidecar proxy: install its CA, start, stop, status, logs.
+    #[command(subcommand)]
+    Proxy(ProxyCommand),
     /// Print a schema: the Cedar schema policies are validated against, the JSON Schema of
     /// the wire model (actions, decisions, audit records), or the gateway's OpenAPI document.
     Schema {
@@ -252,5 +255,92 @@ pub enum AuditCommand {
         /// Output file (default: stdout).
         #[arg(long, short)]
         out: Option<PathBuf>,
+    },
+}
+
+/// Where the proxy keeps its CA, pidfile and log.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyDir {
+    /// Directory of the local CA (ca.pem, ca.key), the pidfile and the log.
+    #[arg(long, env = "AA_PROXY_DIR", default_value = ".aa/proxy")]
+    pub ca_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProxyRunArgs {
+    #[command(flatten)]
+    pub dir: ProxyDir,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8899")]
+    pub listen: std::net::SocketAddr,
+    /// Gateway URL (local mode: policy from the gateway, audit to the gateway).
+    #[arg(long, env = "AA_GATEWAY_URL")]
+    pub gateway: Option<String>,
+    /// Token for the gateway; the proxy reports for every agent behind it (the admin token).
+    #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Policy directory (embedded mode, without a gateway).
+    #[arg(long, conflicts_with = "gateway")]
+    pub policy: Option<PathBuf>,
+    /// Audit file in embedded mode.
+    #[arg(long)]
+    pub audit_file: Option<PathBuf>,
+    /// Agent for requests without Proxy-Authorization.
+    #[arg(long, env = "AA_AGENT_ID")]
+    pub default_agent: Option<String>,
+    /// Host tunnelled without inspection (repeatable; `*.example.com` matches subdomains).
+    #[arg(long = "passthrough")]
+    pub passthrough: Vec<String>,
+    /// Extra LLM API, `host[:port]=provider` (openai or anthropic; repeatable).
+    #[arg(long = "llm")]
+    pub llm: Vec<String>,
+    /// Extra CA bundle (PEM) to trust for upstreams.
+    #[arg(long)]
+    pub upstream_ca: Option<PathBuf>,
+    /// Upstream connect/read timeout, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub upstream_timeout: u64,
+    /// Allow (flagged) instead of deny when no decision can be made.
+    #[arg(long)]
+    pub fail_open: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Create the local CA (key mode 0600), add it to the system trust store, print the env vars.
+    InstallCa {
+        #[command(flatten)]
+        dir: ProxyDir,
+        /// Trust-store directory (Debian: /usr/local/share/ca-certificates).
+        #[arg(long, default_value = "/usr/local/share/ca-certificates")]
+        trust_dir: PathBuf,
+    },
+    /// Remove the CA from the system trust store.
+    UninstallCa {
+        /// Trust-store directory.
+        #[arg(long, default_value = "/usr/local/share/ca-certificates")]
+        trust_dir: PathBuf,
+    },
+    /// Start the proxy in the background (pidfile and log in the CA directory).
+    Start(ProxyRunArgs),
+    /// Run the proxy in the foreground.
+    Run(ProxyRunArgs),
+    /// Stop the background proxy.
+    Stop {
+        #[command(flatten)]
+        dir: ProxyDir,
+    },
+    /// Whether it runs, its pid, address and counters.
+    Status {
+        #[command(flatten)]
+        dir: ProxyDir,
+    },
+    /// Print the proxy's log.
+    Logs {
+        #[command(flatten)]
+        dir: ProxyDir,
+        /// Keep printing.
+        #[arg(short, long)]
+        follow: bool,
     },
 }

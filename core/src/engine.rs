@@ -176,6 +176,22 @@ impl Engine {
 
     /// Decides without writing to the audit sink (the caller records the event itself).
     pub fn evaluate(&self, agent: &Agent, action: &Action, layer: Layer) -> Decision {
+        self.evaluate_inner(agent, action, layer, true)
+    }
+
+    /// What the decision would be, with no side effect: no audit event and no budget charged
+    /// (the proxy uses it to filter the tools an MCP server offers).
+    pub fn preview(&self, agent: &Agent, action: &Action, layer: Layer) -> Decision {
+        self.evaluate_inner(agent, action, layer, false)
+    }
+
+    fn evaluate_inner(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        layer: Layer,
+        charge: bool,
+    ) -> Decision {
         if let Err(e) = agent.validate().and_then(|()| action.validate()) {
             return self.decision(Effect::Deny, Reason::InvalidInput, e.to_string(), None);
         }
@@ -276,7 +292,8 @@ impl Engine {
             d.policy_ids = verdict.permits;
             return d;
         }
-        if !rules.is_empty()
+        if charge
+            && !rules.is_empty()
             && let Err(breach) = self.ledger.try_charge_call(rules, agent, kind, now)
         {
             let mut d = self.decision(

@@ -12,7 +12,7 @@ use crate::api::agents::{AgentInfo, RegisterRequest, Registered};
 use crate::api::audit::{AuditPage, PublicKey};
 use crate::api::decide::DecideRequest;
 use crate::api::events::{EventsRequest, EventsResponse};
-use crate::api::ops::Health;
+use crate::api::ops::{Health, WhoAmI};
 use crate::api::policy::PolicyDocument;
 
 /// The document as JSON.
@@ -40,6 +40,7 @@ pub fn document() -> Value {
         aa_core::Checkpoint,
         aa_core::budget::BudgetStatus,
         Health,
+        WhoAmI,
     );
     let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
     schemas.insert(
@@ -204,6 +205,7 @@ fn paths() -> Value {
             {"name": "after", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
             {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string"}}
         ]))},
+        "/v1/whoami": {"get": op("Who the bearer token belongs to (admin, or which agent)", "200", ok("Identity", schema_ref("WhoAmI")), &[])},
         "/metrics": {"get": metrics},
         "/healthz": {"get": healthz},
     })

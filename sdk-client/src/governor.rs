@@ -156,6 +156,15 @@ impl Governor {
         }
     }
 
+    /// What the decision would be, without recording it or charging a budget (local and
+    /// embedded mode; remote mode asks the gateway, which records it).
+    pub fn preview_as(&self, agent: &Agent, action: &Action, layer: Layer) -> Decision {
+        match (self.config.mode, &self.http) {
+            (Mode::Remote, Some(_)) => self.decide_as(agent, action, layer),
+            _ => self.engine.preview(agent, action, layer),
+        }
+    }
+
     fn unreachable(&self, e: HttpError) -> Decision {
         let message = format!("the gateway could not decide: {e}");
         Decision {

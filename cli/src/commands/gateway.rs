@@ -43,7 +43,7 @@ pub fn run(args: GatewayArgs) -> Result<Status, CliError> {
     Ok(Status::Success)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -5,6 +5,7 @@ mod audit;
 mod decide;
 mod gateway;
 mod policy;
+mod proxy;
 
 use crate::cli::{Command, SchemaKind};
 use crate::output::{CliError, Printer, Status};
@@ -16,6 +17,7 @@ pub fn run(command: Command, out: &Printer) -> Result<Status, CliError> {
         Command::Audit(c) => audit::run(c, out),
         Command::Gateway(args) => gateway::run(args),
         Command::Agents(c) => agents::run(c, out),
+        Command::Proxy(c) => proxy::run(c, out),
         Command::Schema { which } => {
             match which {
                 SchemaKind::Cedar => {

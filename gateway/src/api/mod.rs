@@ -41,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/checkpoints", get(audit::checkpoints))
         .route("/v1/audit/public-key", get(audit::public_key))
+        .route("/v1/whoami", get(ops::whoami))
         .route("/metrics", get(ops::metrics))
         .route("/healthz", get(ops::healthz))
         // Long polls wait up to 55 s; nothing else should come near this.

@@ -33,6 +33,43 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
+/// Who a token belongs to (the proxy checks agent credentials with it).
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WhoAmI {
+    /// `admin` or `agent`.
+    pub role: String,
+    /// The agent, for an agent token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The agent's team.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The agent's labels.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The caller's identity (with team and labels for an agent).
+pub async fn whoami(State(state): State<Arc<AppState>>, Auth(caller): Auth) -> Json<WhoAmI> {
+    Json(match caller {
+        crate::auth::Caller::Admin => WhoAmI {
+            role: "admin".into(),
+            agent_id: None,
+            team: None,
+            labels: Default::default(),
+        },
+        crate::auth::Caller::Agent(id) => {
+            let agent = state.agent(&id);
+            WhoAmI {
+                role: "agent".into(),
+                agent_id: Some(id),
+                team: agent.team,
+                labels: agent.labels,
+            }
+        }
+    })
+}
+
 /// Health.
 #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Health {

@@ -1,0 +1,308 @@
+//! `aasm proxy install-ca | uninstall-ca | start | run | stop | status | logs`
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aa_proxy::{LlmEndpoint, ProxyConfig};
+use aa_sdk_client::ConfigInput;
+use serde_json::json;
+
+use crate::cli::{ProxyCommand, ProxyRunArgs};
+use crate::output::{CliError, Printer, Status};
+
+const PIDFILE: &str = "proxy.pid";
+const ADDRFILE: &str = "proxy.addr";
+const LOGFILE: &str = "proxy.log";
+
+pub fn run(command: ProxyCommand, out: &Printer) -> Result<Status, CliError> {
+    match command {
+        ProxyCommand::InstallCa { dir, trust_dir } => install_ca(&dir.ca_dir, &trust_dir, out),
+        ProxyCommand::UninstallCa { trust_dir } => {
+            let removed = aa_proxy::ca::uninstall_system(&trust_dir)
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            out.emit("uninstall-ca", &json!({ "removed": removed }), || {
+                if removed {
+                    "removed the Agent Assembly CA from the trust store".into()
+                } else {
+                    "the CA was not installed".into()
+                }
+            });
+            Ok(Status::Success)
+        }
+        ProxyCommand::Start(args) => start(args, out),
+        ProxyCommand::Run(args) => run_foreground(args),
+        ProxyCommand::Stop { dir } => stop(&dir.ca_dir, out),
+        ProxyCommand::Status { dir } => status(&dir.ca_dir, out),
+        ProxyCommand::Logs { dir, follow } => logs(&dir.ca_dir, follow),
+    }
+}
+
+fn install_ca(dir: &Path, trust_dir: &Path, out: &Printer) -> Result<Status, CliError> {
+    let (cert, _key) =
+        aa_proxy::ca::load_or_create(dir).map_err(|e| CliError::Input(e.to_string()))?;
+    let installed = aa_proxy::ca::install_system(&cert, trust_dir)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    // A bundle of the system roots plus our CA, for tools that replace rather than add roots.
+    let system = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    let bundle = dir.join("bundle.pem");
+    let mut text = system;
+    if !text.contains(cert.trim()) {
+        text.push_str(&cert);
+    }
+    std::fs::write(&bundle, text).map_err(CliError::io(&bundle))?;
+    let ca = dir.join(aa_proxy::ca::CA_CERT);
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let env = json!({
+        "SSL_CERT_FILE": abs(&bundle),
+        "REQUESTS_CA_BUNDLE": abs(&bundle),
+        "NODE_EXTRA_CA_CERTS": abs(&ca),
+        "trust_store": installed,
+    });
+    out.emit("install-ca", &env, || {
+        format!(
+            "CA {} installed into {}\n# point clients at the proxy and trust its CA:\nexport HTTPS_PROXY=http://127.0.0.1:8899 HTTP_PROXY=http://127.0.0.1:8899\nexport SSL_CERT_FILE={b} REQUESTS_CA_BUNDLE={b} NODE_EXTRA_CA_CERTS={c}",
+            abs(&ca).display(),
+            installed.display(),
+            b = abs(&bundle).display(),
+            c = abs(&ca).display()
+        )
+    });
+    Ok(Status::Success)
+}
+
+fn config(args: &ProxyRunArgs) -> ProxyConfig {
+    let client = ConfigInput {
+        gateway_url: args.gateway.clone(),
+        token: args.token.clone(),
+        policy: args.policy.clone(),
+        agent_id: Some(
+            args.default_agent
+                .clone()
+                .unwrap_or_else(|| "aa-proxy".into()),
+        ),
+        audit_file: args.audit_file.clone(),
+        fail_open: Some(args.fail_open),
+        spill_dir: Some(args.dir.ca_dir.join("spill")),
+        ..ConfigInput::default()
+    };
+    let mut c = ProxyConfig::new(args.listen, args.dir.ca_dir.clone(), client);
+    c.default_agent = args.default_agent.clone();
+    c.passthrough = args.passthrough.clone();
+    c.llm.extend(args.llm.iter().map(|s| LlmEndpoint::parse(s)));
+    c.upstream_ca = args.upstream_ca.clone();
+    c.upstream_timeout = Duration::from_secs(args.upstream_timeout.max(1));
+    c
+}
+
+fn run_foreground(args: ProxyRunArgs) -> Result<Status, CliError> {
+    aa_gateway::init_logging(false);
+    let config = config(&args);
+    let addr_file = args.dir.ca_dir.join(ADDRFILE);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Input(format!("cannot start the runtime: {e}")))?;
+    runtime
+        .block_on(aa_proxy::run(
+            config,
+            super::gateway::shutdown_signal(),
+            move |addr| {
+                let _ = std::fs::write(&addr_file, addr.to_string());
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "listening on http://{addr}");
+                let _ = out.flush();
+            },
+        ))
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(Status::Success)
+}
+
+fn pid_of(dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join(PIDFILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
+    let dir = args.dir.ca_dir.clone();
+    std::fs::create_dir_all(&dir).map_err(CliError::io(&dir))?;
+    if let Some(pid) = pid_of(&dir) {
+        return Err(CliError::Input(format!(
+            "the proxy already runs (pid {pid}); `aasm proxy stop` first"
+        )));
+    }
+    let exe = std::env::current_exe().map_err(|e| CliError::Input(e.to_string()))?;
+    let log_path = dir.join(LOGFILE);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(CliError::io(&log_path))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("proxy")
+        .arg("run")
+        .arg("--ca-dir")
+        .arg(&dir)
+        .arg("--listen")
+        .arg(args.listen.to_string());
+    let mut opt = |flag: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            cmd.arg(flag).arg(v);
+        }
+    };
+    opt("--gateway", &args.gateway);
+    opt("--default-agent", &args.default_agent);
+    if let Some(p) = &args.policy {
+        cmd.arg("--policy").arg(p);
+    }
+    if let Some(p) = &args.audit_file {
+        cmd.arg("--audit-file").arg(p);
+    }
+    if let Some(p) = &args.upstream_ca {
+        cmd.arg("--upstream-ca").arg(p);
+    }
+    for p in &args.passthrough {
+        cmd.arg("--passthrough").arg(p);
+    }
+    for l in &args.llm {
+        cmd.arg("--llm").arg(l);
+    }
+    cmd.arg("--upstream-timeout")
+        .arg(args.upstream_timeout.to_string());
+    if args.fail_open {
+        cmd.arg("--fail-open");
+    }
+    // The token goes through the environment, never argv.
+    if let Some(t) = &args.token {
+        cmd.env("AA_TOKEN", t);
+    }
+    let err = log.try_clone().map_err(CliError::io(&log_path))?;
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| CliError::Input(format!("cannot start the proxy: {e}")))?;
+    let pid = child.id();
+    std::fs::write(dir.join(PIDFILE), pid.to_string()).map_err(CliError::io(&dir))?;
+    // Wait for it to listen (or die).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read(&log_path).unwrap_or_default();
+        let new = String::from_utf8_lossy(text.get(log_start as usize..).unwrap_or_default())
+            .into_owned();
+        if let Some(line) = new.lines().find(|l| l.starts_with("listening on ")) {
+            let url = line.trim_start_matches("listening on ").to_owned();
+            out.emit(
+                "started",
+                &json!({ "pid": pid, "url": url, "log": log_path }),
+                || {
+                    format!(
+                        "proxy started: pid {pid}, {url} (log: {})",
+                        log_path.display()
+                    )
+                },
+            );
+            return Ok(Status::Success);
+        }
+        if !Path::new(&format!("/proc/{pid}")).exists() || Instant::now() > deadline {
+            let _ = std::fs::remove_file(dir.join(PIDFILE));
+            return Err(CliError::Input(format!("the proxy did not start:\n{new}")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop(dir: &Path, out: &Printer) -> Result<Status, CliError> {
+    let Some(pid) = pid_of(dir) else {
+        let _ = std::fs::remove_file(dir.join(PIDFILE));
+        out.emit("stopped", &json!({ "running": false }), || {
+            "the proxy is not running".into()
+        });
+        return Ok(Status::Success);
+    };
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(dir.join(PIDFILE));
+    out.emit("stopped", &json!({ "pid": pid }), || {
+        format!("proxy stopped (pid {pid})")
+    });
+    Ok(Status::Success)
+}
+
+fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
+    let Some(pid) = pid_of(dir) else {
+        out.emit("status", &json!({ "running": false }), || {
+            "not running".into()
+        });
+        return Ok(Status::Failed);
+    };
+    let addr = std::fs::read_to_string(dir.join(ADDRFILE)).unwrap_or_default();
+    let stats: serde_json::Value = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .ok()
+        .and_then(|c| {
+            c.get(format!("http://{}/_aa/status", addr.trim()))
+                .send()
+                .ok()
+        })
+        .and_then(|r| r.json().ok())
+        .unwrap_or_default();
+    let data = json!({ "running": true, "pid": pid, "listen": addr.trim(), "status": stats });
+    out.emit("status", &data, || {
+        let n = |k: &str| stats.pointer(&format!("/stats/{k}")).and_then(|v| v.as_u64()).unwrap_or(0);
+        format!(
+            "running: pid {pid}, listening on {}, {} requests, {} denies, {} upstream errors, policy {}",
+            addr.trim(),
+            n("requests"),
+            n("denies"),
+            n("upstream_errors"),
+            stats.get("policy_version").and_then(|v| v.as_str()).unwrap_or("none")
+        )
+    });
+    Ok(Status::Success)
+}
+
+fn logs(dir: &Path, follow: bool) -> Result<Status, CliError> {
+    let path: PathBuf = dir.join(LOGFILE);
+    let file = std::fs::File::open(&path).map_err(CliError::io(&path))?;
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).map_err(CliError::io(&path))?;
+        if n == 0 {
+            if !follow {
+                return Ok(Status::Success);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let pos = reader.stream_position().unwrap_or(0);
+            reader
+                .seek(SeekFrom::Start(pos))
+                .map_err(CliError::io(&path))?;
+            continue;
+        }
+        if stdout.write_all(line.as_bytes()).is_err() {
+            return Ok(Status::Success);
+        }
+        let _ = stdout.flush();
+    }
+}

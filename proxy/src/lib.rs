@@ -1,0 +1,93 @@
+//! # aa-proxy
+//!
+//! The sidecar proxy of Agent Assembly: a forward proxy (plain HTTP and `CONNECT`) that
+//! terminates TLS with per-host certificates from a local CA, speaks HTTP/1.1 and HTTP/2 on both
+//! sides, passes WebSockets, re-originates TLS to the upstream with full verification, and
+//! decides every request before it leaves the machine: `http_request` for all, `model_call` for
+//! LLM APIs (usage charged from the response, streamed or not), `mcp_call` for MCP `tools/call`
+//! (a deny is a JSON-RPC error; `tools/list` answers are filtered to what the agent may call).
+//! Built on `hudsucker` (hyper + rustls), with our own CA (rcgen) for IP-literal hosts and a
+//! bounded leaf cache.
+
+pub mod ca;
+mod config;
+mod handler;
+mod identity;
+mod llm;
+mod mcp;
+mod stats;
+mod upstream;
+
+use std::sync::Arc;
+
+pub use config::{LlmEndpoint, ProxyConfig};
+pub use stats::ProxyStats;
+
+/// Why the proxy cannot start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// Files and sockets.
+    #[error("{0}")]
+    Io(String),
+    /// The local CA.
+    #[error("local CA: {0}")]
+    Ca(String),
+    /// The decision client.
+    #[error(transparent)]
+    Client(#[from] aa_sdk_client::ClientError),
+    /// The proxy library.
+    #[error("proxy: {0}")]
+    Proxy(String),
+}
+
+/// Runs the proxy until `shutdown` resolves. `on_listen` receives the bound address.
+pub async fn run(
+    config: ProxyConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_listen: impl FnOnce(std::net::SocketAddr) + Send + 'static,
+) -> Result<(), ProxyError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (cert_pem, key) = ca::load_or_create(&config.ca_dir)?;
+    let local_ca = ca::LocalCa::new(&cert_pem, key, config.leaf_cache)?;
+    let governor = {
+        let input = config.client.clone();
+        tokio::task::spawn_blocking(move || {
+            aa_sdk_client::ClientConfig::resolve(input).and_then(|mut c| {
+                c.layer = aa_core::Layer::Proxy;
+                aa_sdk_client::Governor::start(c)
+            })
+        })
+        .await
+        .map_err(|e| ProxyError::Proxy(e.to_string()))??
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ProxyError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ProxyError::Io(e.to_string()))?;
+    let stats = Arc::new(ProxyStats::default());
+    let shared = Arc::new(handler::Shared::new(
+        config.clone(),
+        governor,
+        stats.clone(),
+        addr,
+    ));
+    let connector = upstream::connector(&config)?;
+    let proxy = hudsucker::Proxy::builder()
+        .with_listener(listener)
+        .with_ca(local_ca)
+        .with_http_connector(connector)
+        .with_http_handler(handler::GovernHandler::new(shared.clone()))
+        .with_graceful_shutdown(shutdown)
+        .build()
+        .map_err(|e| ProxyError::Proxy(e.to_string()))?;
+    on_listen(addr);
+    let result = proxy
+        .start()
+        .await
+        .map_err(|e| ProxyError::Proxy(e.to_string()));
+    let g = shared.governor.clone();
+    let _ = tokio::task::spawn_blocking(move || g.close(std::time::Duration::from_secs(5))).await;
+    result
+}

@@ -1,0 +1,72 @@
+//! The upstream side: TLS re-originated with full verification (webpki roots, the system store,
+//! and an optional extra CA bundle), HTTP/1.1 and HTTP/2 by ALPN, connect and read timeouts.
+
+use std::sync::Arc;
+
+use hyper_rustls::HttpsConnector;
+use hyper_timeout::TimeoutConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::{ProxyConfig, ProxyError};
+
+/// The connector the proxy uses to reach upstreams.
+pub(crate) fn connector(
+    config: &ProxyConfig,
+) -> Result<TimeoutConnector<HttpsConnector<HttpConnector>>, ProxyError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots_anchors());
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &config.upstream_ca {
+        let pem =
+            std::fs::read(path).map_err(|e| ProxyError::Io(format!("{}: {e}", path.display())))?;
+        let mut added = 0;
+        for item in rustls_pemfile_certs(&pem) {
+            if roots.add(item).is_ok() {
+                added += 1;
+            }
+        }
+        if added == 0 {
+            return Err(ProxyError::Io(format!(
+                "{}: no certificate found",
+                path.display()
+            )));
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ProxyError::Proxy(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(config.upstream_timeout));
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    // An upstream that accepts and then hangs is cut off: no read or write may stall longer.
+    let mut timed = TimeoutConnector::new(https);
+    timed.set_connect_timeout(Some(config.upstream_timeout));
+    timed.set_read_timeout(Some(config.upstream_timeout));
+    timed.set_write_timeout(Some(config.upstream_timeout));
+    Ok(timed)
+}
+
+fn webpki_roots_anchors() -> impl Iterator<Item = rustls::pki_types::TrustAnchor<'static>> {
+    webpki_roots::TLS_SERVER_ROOTS.iter().cloned()
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect()
+}
