@@ -34,12 +34,20 @@ fi
 
 # The Python SDK's build and test tools (its own venv: framework pins differ from schemathesis).
 SDK_VENV="${AA_SDK_VENV:-/var/cache/aa/venv-sdk}"
-SDK_PACKAGES=("maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=5" cedarpy langchain-core openai-agents ruff)
+SDK_PACKAGES=("maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=5" cedarpy langchain-core openai-agents ruff requests "httpx[http2]")
 if [ ! -f "$SDK_VENV/.aa-ready" ] || [ "$(cat "$SDK_VENV/.aa-ready")" != "${SDK_PACKAGES[*]}" ]; then
   log "installing the Python SDK tools into $SDK_VENV"
   python3 -m venv "$SDK_VENV"
   "$SDK_VENV/bin/pip" install -q "${SDK_PACKAGES[@]}"
   echo "${SDK_PACKAGES[*]}" > "$SDK_VENV/.aa-ready"
+fi
+
+# Node clients for the proxy tests (undici: fetch through a proxy on Node 20).
+NODE_TOOLS="${AA_NODE_TOOLS:-/var/cache/aa/node-tools}"
+if [ ! -d "$NODE_TOOLS/node_modules/undici" ]; then
+  log "installing undici into $NODE_TOOLS"
+  mkdir -p "$NODE_TOOLS"
+  (cd "$NODE_TOOLS" && npm install --silent --no-audit --no-fund undici@6 >/dev/null)
 fi
 
 for c in rustfmt clippy; do

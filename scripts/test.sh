@@ -27,6 +27,10 @@ done
 step "Python SDK: build the wheel, install it in a fresh venv, run its tests"
 scripts/python-sdk.sh test
 
+step "proxy: real HTTPS upstreams, a real gateway, curl / requests / httpx / Node fetch / openai"
+cargo build -p aasm --locked --quiet
+(cd proxy/tests && AASM="$AASM" "${AA_SDK_VENV:-/var/cache/aa/venv-sdk}/bin/pytest" -q -p no:cacheprovider .)
+
 step "aa-core without default features builds for wasm32-unknown-unknown"
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR" \
   cargo +web build -p aa-core --no-default-features --locked \

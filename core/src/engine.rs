@@ -380,7 +380,7 @@ impl Engine {
             };
             let cost = policy.prices().cost_micros(model, usage);
             if usage.cost_usd.is_none() {
-                usage.cost_usd = cost.map(|c| c as f64 / 1e6);
+                usage.cost_usd = policy.prices().cost_usd(model, usage);
             }
             self.ledger.charge_usage(
                 &policy.budgets().rules,

@@ -142,7 +142,12 @@ fn deny_response(d: &Decision) -> Response<Body> {
     json_response(
         StatusCode::FORBIDDEN,
         json!({
-            "error": "denied by Agent Assembly",
+            // The `error` object is shaped so OpenAI and Anthropic SDKs surface it as-is.
+            "error": {
+                "type": "agent_assembly_denied",
+                "code": d.reason.as_str(),
+                "message": format!("denied by Agent Assembly ({}): {}", d.reason.as_str(), d.message),
+            },
             "reason": d.reason.as_str(),
             "message": d.message,
             "decision_id": d.decision_id,

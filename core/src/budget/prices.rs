@@ -85,16 +85,22 @@ impl PriceTable {
             .map(|(_, p)| *p)
     }
 
-    /// Cost of `usage` in micro-USD: its own `cost_usd` if set, else priced from the table;
-    /// `None` when the model has no price.
-    pub fn cost_micros(&self, model: Option<&str>, usage: &Usage) -> Option<u64> {
+    /// Cost of `usage` in USD: its own `cost_usd` if set, else priced from the table; `None`
+    /// when the model has no price.
+    pub fn cost_usd(&self, model: Option<&str>, usage: &Usage) -> Option<f64> {
         if let Some(c) = usage.cost_usd {
-            return (c.is_finite() && c >= 0.0).then(|| (c * 1_000_000.0).round() as u64);
+            return (c.is_finite() && c >= 0.0).then_some(c);
         }
         let p = self.price(model?)?;
-        let micros = usage.input_tokens as f64 * p.input_per_mtok
+        let per_million = usage.input_tokens as f64 * p.input_per_mtok
             + usage.output_tokens as f64 * p.output_per_mtok;
-        Some(micros.round() as u64)
+        Some(per_million / 1e6)
+    }
+
+    /// [`PriceTable::cost_usd`] in micro-USD (what budgets count), rounded.
+    pub fn cost_micros(&self, model: Option<&str>, usage: &Usage) -> Option<u64> {
+        self.cost_usd(model, usage)
+            .map(|c| (c * 1_000_000.0).round() as u64)
     }
 
     /// Number of priced models.
