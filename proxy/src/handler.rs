@@ -239,6 +239,9 @@ impl HttpHandler for GovernHandler {
             },
         };
         req.headers_mut().remove(header::PROXY_AUTHORIZATION);
+        // The WebSocket relay speaks plain frames on both sides: an extension (permessage-deflate)
+        // negotiated with the upstream would reach the client as frames it never agreed to.
+        req.headers_mut().remove(header::SEC_WEBSOCKET_EXTENSIONS);
 
         if req.method() == Method::CONNECT {
             self.agent = Some(agent.clone());

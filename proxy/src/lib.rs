@@ -73,11 +73,12 @@ pub async fn run(
         stats.clone(),
         addr,
     ));
-    let connector = upstream::connector(&config)?;
+    let upstreams = upstream::connectors(&config)?;
     let proxy = hudsucker::Proxy::builder()
         .with_listener(listener)
         .with_ca(local_ca)
-        .with_http_connector(connector)
+        .with_http_connector(upstreams.http)
+        .with_websocket_connector(upstreams.websocket)
         .with_http_handler(handler::GovernHandler::new(shared.clone()))
         .with_graceful_shutdown(shutdown)
         .build()

@@ -9,10 +9,22 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::{ProxyConfig, ProxyError};
 
-/// The connector the proxy uses to reach upstreams.
-pub(crate) fn connector(
-    config: &ProxyConfig,
-) -> Result<TimeoutConnector<HttpsConnector<HttpConnector>>, ProxyError> {
+/// How the proxy reaches upstreams: HTTP(S) requests, and WebSockets (same trust, HTTP/1.1 only).
+pub(crate) struct Upstreams {
+    pub(crate) http: TimeoutConnector<HttpsConnector<HttpConnector>>,
+    pub(crate) websocket: hudsucker::tokio_tungstenite::Connector,
+}
+
+/// Builds the upstream connectors from the proxy configuration.
+pub(crate) fn connectors(config: &ProxyConfig) -> Result<Upstreams, ProxyError> {
+    let tls = client_tls(config)?;
+    Ok(Upstreams {
+        websocket: hudsucker::tokio_tungstenite::Connector::Rustls(Arc::new(tls.clone())),
+        http: http_connector(config, tls),
+    })
+}
+
+fn client_tls(config: &ProxyConfig) -> Result<rustls::ClientConfig, ProxyError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots_anchors());
     let native = rustls_native_certs::load_native_certs();
@@ -35,13 +47,19 @@ pub(crate) fn connector(
             )));
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| ProxyError::Proxy(e.to_string()))?
     .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_no_client_auth())
+}
+
+fn http_connector(
+    config: &ProxyConfig,
+    tls: rustls::ClientConfig,
+) -> TimeoutConnector<HttpsConnector<HttpConnector>> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(config.upstream_timeout));
@@ -57,7 +75,7 @@ pub(crate) fn connector(
     timed.set_connect_timeout(Some(config.upstream_timeout));
     timed.set_read_timeout(Some(config.upstream_timeout));
     timed.set_write_timeout(Some(config.upstream_timeout));
-    Ok(timed)
+    timed
 }
 
 fn webpki_roots_anchors() -> impl Iterator<Item = rustls::pki_types::TrustAnchor<'static>> {

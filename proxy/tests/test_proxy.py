@@ -143,6 +143,35 @@ def test_mcp_tools_call_allowed_denied_and_list_filtered(proxy: Proxy, upstream:
         assert err["error"]["data"]["policy_ids"] == ["no-delete-repo"]
 
 
+def test_websocket_is_relayed_and_decided(proxy: Proxy, upstream: Upstream, certs: Path, gateway: Gateway) -> None:
+    import threading
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    from websockets.sync.server import ServerConnection, serve
+
+    def echo(ws: ServerConnection) -> None:
+        for msg in ws:
+            ws.send(f"echo:{msg}")
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs / "upstream.pem", certs / "upstream.key")
+    with serve(echo, "127.0.0.1", 0, ssl=server_ctx) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.socket.getsockname()[1]
+        client_ctx = ssl.create_default_context(cafile=str(proxy.ca))
+        with connect(f"wss://localhost:{port}/ws/chat", proxy=proxy.url, ssl=client_ctx) as ws:
+            for i in range(3):
+                ws.send(f"m{i}")
+                assert ws.recv(timeout=5) == f"echo:m{i}"
+        with pytest.raises(InvalidStatus) as denied:
+            connect(f"wss://localhost:{port}/ws/admin", proxy=proxy.url, ssl=client_ctx)
+        assert denied.value.response.status_code == 403
+        server.shutdown()
+    recs = wait_records(gateway, lambda r: r["action"].get("path") == "/ws/admin")
+    assert recs and recs[0]["decision"]["effect"] == "deny" and recs[0]["decision"]["policy_ids"] == ["no-ws-admin"]
+
+
 def test_passthrough_host_is_tunnelled_and_recorded(proxy: Proxy, upstream: Upstream, gateway: Gateway) -> None:
     # Not intercepted: the client sees the upstream's own certificate, signed by the upstream CA.
     r = subprocess.run(["curl", "-sS", "--proxy", proxy.url, "--cacert", str(upstream.ca),
