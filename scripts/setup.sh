@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# Debian packages: the wasm32 toolchain (Debian's rustc-web, linked into rustup as `web`).
-APT_PACKAGES=(rustc-web cargo-web rust-web-src lld-22)
+# Debian packages: the wasm32 toolchain (Debian's rustc-web, linked into rustup as `web`) and
+# the eBPF one (core for bpfel-unknown-none, which pulls clang/LLVM 22; bpftool).
+APT_PACKAGES=(rustc-web cargo-web rust-web-src lld-22 libstd-rust-web-dev-bpf bpftool)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +22,14 @@ fi
 if ! rustup toolchain list | grep -q '^web'; then
   log "linking Debian's rustc-web as the rustup toolchain 'web'"
   rustup toolchain link web /usr
+fi
+
+# bpf-linker links the kernel programs (aa-ebpf's build script runs it through `cargo +web`).
+BPF_LINKER_VERSION=0.13.0
+if ! "${CARGO_HOME:-$HOME/.cargo}/bin/bpf-linker" --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
+  log "building bpf-linker $BPF_LINKER_VERSION against LLVM 22"
+  LLVM_PREFIX=/usr/lib/llvm-22 cargo install -q "bpf-linker@$BPF_LINKER_VERSION" --locked \
+    --no-default-features --features llvm-22
 fi
 
 # Python tools for the tests (outside the clone, like the build cache).

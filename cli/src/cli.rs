@@ -34,6 +34,10 @@ pub enum Command {
     /// The sidecar proxy: install its CA, start, stop, status, logs.
     #[command(subcommand)]
     Proxy(ProxyCommand),
+    /// The kernel layer: attach the eBPF probes to an agent's cgroup, show their status, or
+    /// launch a command inside a cgroup with a Landlock write ruleset.
+    #[command(subcommand)]
+    Ebpf(EbpfCommand),
     /// Print a schema: the Cedar schema policies are validated against, the JSON Schema of
     /// the wire model (actions, decisions, audit records), or the gateway's OpenAPI document.
     Schema {
@@ -342,5 +346,58 @@ pub enum ProxyCommand {
         /// Keep printing.
         #[arg(short, long)]
         follow: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EbpfAttachArgs {
+    /// The agent's cgroup v2 directory (created if absent under the cgroup2 mount).
+    #[arg(long)]
+    pub cgroup: PathBuf,
+    /// Gateway URL (policy from the gateway, `layer: ebpf` records shipped to it in batches).
+    #[arg(long, env = "AA_GATEWAY_URL")]
+    pub gateway: Option<String>,
+    /// Token for the gateway (the agent's token, or the admin token).
+    #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Policy directory (embedded mode, without a gateway).
+    #[arg(long, conflicts_with = "gateway")]
+    pub policy: Option<PathBuf>,
+    /// Audit file in embedded mode.
+    #[arg(long)]
+    pub audit_file: Option<PathBuf>,
+    /// Agent the records are attributed to.
+    #[arg(long, env = "AA_AGENT_ID", default_value = "ebpf")]
+    pub agent: String,
+    /// Refuse every connect that does not go to loopback (egress only through the proxy).
+    #[arg(long)]
+    pub force_proxy: bool,
+    /// Status file (default: /run/agent-assembly/ebpf/<cgroup id>.json).
+    #[arg(long)]
+    pub status_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EbpfCommand {
+    /// Attach the probes to a cgroup and run until stopped (SIGINT/SIGTERM).
+    Attach(EbpfAttachArgs),
+    /// Attached loaders: programs, events/s, lost events, kernel denials.
+    Status {
+        /// Directory of status files.
+        #[arg(long, default_value = "/run/agent-assembly/ebpf")]
+        dir: PathBuf,
+    },
+    /// Run CMD inside a cgroup, with writes allowed only beneath the given directories.
+    Exec {
+        /// cgroup v2 directory to join.
+        #[arg(long)]
+        cgroup: PathBuf,
+        /// Directory the command may write beneath (repeatable; Landlock). None given: no
+        /// Landlock ruleset.
+        #[arg(long = "allow-write")]
+        allow_write: Vec<PathBuf>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
 }

@@ -394,6 +394,18 @@ impl Engine {
         self.record(agent, action, layer, decision, Some(outcome))
     }
 
+    /// Writes a decision made with [`Engine::evaluate`] or [`Engine::preview`] to the audit sink
+    /// (a layer that annotates the decision, such as the kernel layer saying it enforced it).
+    pub fn record_decision(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        layer: Layer,
+        decision: &Decision,
+    ) -> Result<(), AuditError> {
+        self.record(agent, action, layer, decision, None)
+    }
+
     /// The audit event for a decision (and outcome), stamped with a fresh id and the time.
     pub fn event(
         &self,

@@ -223,6 +223,26 @@ impl Governor {
         }
     }
 
+    /// Records a decision the caller made with [`Governor::preview_as`] (and annotated) as an
+    /// audit event: to the audit file (embedded) or the gateway (local, remote).
+    pub fn record_as(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        layer: Layer,
+        decision: &Decision,
+    ) -> Result<(), ClientError> {
+        match (self.config.mode, &self.shipper) {
+            (Mode::Remote, Some(shipper)) => {
+                shipper.append(self.engine.event(agent, action, layer, decision, None))?;
+                Ok(())
+            }
+            _ => Ok(self
+                .engine
+                .record_decision(agent, action, layer, decision)?),
+        }
+    }
+
     /// Waits until every event is delivered (or written to the audit file), up to `timeout`.
     /// On timeout the events stay spilled on disk and are replayed later.
     pub fn flush(&self, timeout: Duration) -> Result<(), ClientError> {

@@ -3,6 +3,7 @@
 mod agents;
 mod audit;
 mod decide;
+mod ebpf;
 mod gateway;
 mod policy;
 mod proxy;
@@ -18,6 +19,7 @@ pub fn run(command: Command, out: &Printer) -> Result<Status, CliError> {
         Command::Gateway(args) => gateway::run(args),
         Command::Agents(c) => agents::run(c, out),
         Command::Proxy(c) => proxy::run(c, out),
+        Command::Ebpf(c) => ebpf::run(c, out),
         Command::Schema { which } => {
             match which {
                 SchemaKind::Cedar => {

@@ -1,0 +1,363 @@
+//! Kernel programs of the Agent Assembly eBPF layer.
+//!
+//! Observation (syscall tracepoints and libssl uprobes) is scoped to the cgroups listed in
+//! `CGROUPS` and writes [`Event`]s to the `EVENTS` ring buffer; a full ring buffer counts in
+//! `STATS[STAT_LOST]`, never silently. Enforcement: an exec whose path is in `EXEC_DENY` is
+//! killed with `bpf_send_signal(SIGKILL)` before the new image runs, and the `cgroup/connect4|6`
+//! programs refuse connects the `CONNECT_RULES` map denies (the caller sees `EPERM`).
+#![no_std]
+#![no_main]
+
+use aa_ebpf_common::{
+    ARG_LEN, ARGV_SLOTS, ConnectKey, ConnectRule, DATA_LEN, Event, FLAG_ENFORCED, FLAG_IPV6,
+    FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE,
+    KIND_UNLINK, PATH_LEN, PathKey, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST,
+    STAT_REFUSED, VERDICT_DENY,
+};
+use aya_ebpf::helpers::generated::{bpf_get_current_cgroup_id, bpf_send_signal};
+use aya_ebpf::helpers::{
+    bpf_get_current_pid_tgid, bpf_probe_read_user, bpf_probe_read_user_buf,
+    bpf_probe_read_user_str_bytes,
+};
+use aya_ebpf::macros::{cgroup_sock_addr, map, tracepoint, uprobe, uretprobe};
+use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
+use aya_ebpf::programs::{ProbeContext, RetProbeContext, SockAddrContext, TracePointContext};
+
+const SIGKILL: u32 = 9;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+/// Offset of the first syscall argument in a `syscalls:sys_enter_*` record.
+const ARG0: usize = 16;
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+#[map]
+static CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
+#[map]
+static EXEC_DENY: HashMap<PathKey, u32> = HashMap::with_max_entries(16384, 0);
+#[map]
+static CONNECT_RULES: HashMap<ConnectKey, ConnectRule> = HashMap::with_max_entries(70000, 0);
+#[map]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
+#[map]
+static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static SSL_READ_BUF: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
+
+#[inline(always)]
+fn in_scope() -> bool {
+    // SAFETY: a helper without arguments.
+    let id = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: the value is only tested for presence.
+    unsafe { CGROUPS.get(&id) }.is_some()
+}
+
+#[inline(always)]
+fn count(stat: u32) {
+    if let Some(p) = STATS.get_ptr_mut(stat) {
+        // SAFETY: a per-CPU slot; no other writer on this CPU while the program runs.
+        unsafe { *p += 1 };
+    }
+}
+
+/// The per-CPU scratch event, its header filled in.
+#[inline(always)]
+fn begin(kind: u32) -> Option<&'static mut Event> {
+    let p = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU map value, exclusively ours for the duration of the program.
+    let e = unsafe { &mut *p };
+    e.kind = kind;
+    e.flags = 0;
+    e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    e.aux = 0;
+    // SAFETY: a helper without arguments.
+    e.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    e.rule = 0;
+    e.port = 0;
+    Some(e)
+}
+
+#[inline(always)]
+fn emit(e: &Event) {
+    match EVENTS.output::<Event>(e, 0) {
+        Ok(()) => count(STAT_EVENTS),
+        Err(_) => count(STAT_LOST),
+    }
+}
+
+#[inline(always)]
+fn zero_path(e: &mut Event) {
+    let p = e.path.as_mut_ptr() as *mut u64;
+    for i in 0..PATH_LEN / 8 {
+        // SAFETY: within `path`; volatile so the loop is not turned into a memset call.
+        unsafe { core::ptr::write_volatile(p.add(i), 0) };
+    }
+}
+
+/// Reads a user string into `path`; marks truncation.
+#[inline(always)]
+fn read_path(e: &mut Event, src: *const u8) {
+    // SAFETY: the helper checks the user address.
+    match unsafe { bpf_probe_read_user_str_bytes(src, &mut e.path) } {
+        Ok(s) if s.len() >= PATH_LEN - 1 => e.flags |= FLAG_TRUNCATED,
+        Ok(_) => {}
+        Err(_) => e.path[0] = 0,
+    }
+}
+
+#[tracepoint]
+pub fn aa_exec(ctx: TracePointContext) -> u32 {
+    if in_scope() {
+        let _ = on_exec(&ctx);
+    }
+    0
+}
+
+fn on_exec(ctx: &TracePointContext) -> Result<(), i64> {
+    let e = begin(KIND_EXEC).ok_or(1i64)?;
+    zero_path(e);
+    // SAFETY: offsets of `filename` and `argv` in `sys_enter_execve`.
+    let filename: *const u8 = unsafe { ctx.read_at(ARG0) }?;
+    let argv: *const *const u8 = unsafe { ctx.read_at(ARG0 + 8) }?;
+    read_path(e, filename);
+    // SAFETY: `path` is a zero-padded key of the exact size of `PathKey`.
+    let key = unsafe { &*(e.path.as_ptr() as *const PathKey) };
+    // SAFETY: the value is copied out immediately.
+    if let Some(rule) = unsafe { EXEC_DENY.get(key) } {
+        e.rule = *rule;
+        e.flags |= FLAG_ENFORCED;
+        // SAFETY: signals the current task; delivered before it returns to user space.
+        unsafe { bpf_send_signal(SIGKILL) };
+        count(STAT_KILLED);
+    }
+    let data = e.data.as_mut_ptr();
+    for i in 0..ARGV_SLOTS {
+        // SAFETY: the helper checks the user address.
+        let arg: *const u8 = match unsafe { bpf_probe_read_user(argv.add(i)) } {
+            Ok(p) => p,
+            Err(_) => break,
+        };
+        if arg.is_null() {
+            break;
+        }
+        // SAFETY: slot `i` of `data`, `ARG_LEN` bytes, within bounds.
+        let slot = unsafe { core::slice::from_raw_parts_mut(data.add(i * ARG_LEN), ARG_LEN) };
+        // SAFETY: the helper checks the user address.
+        match unsafe { bpf_probe_read_user_str_bytes(arg, slot) } {
+            Ok(s) if s.len() >= ARG_LEN - 1 => e.flags |= FLAG_TRUNCATED,
+            Ok(_) => {}
+            Err(_) => slot[0] = 0,
+        }
+        e.aux = i as u32 + 1;
+    }
+    if e.aux == ARGV_SLOTS as u32 {
+        // SAFETY: the helper checks the user address.
+        if let Ok(p) = unsafe { bpf_probe_read_user::<*const u8>(argv.add(ARGV_SLOTS)) } {
+            if !p.is_null() {
+                e.flags |= FLAG_TRUNCATED;
+            }
+        }
+    }
+    emit(e);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn aa_openat(ctx: TracePointContext) -> u32 {
+    if in_scope() {
+        let _ = on_path(&ctx, KIND_OPEN, ARG0 + 8, ARG0 + 16);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn aa_unlinkat(ctx: TracePointContext) -> u32 {
+    if in_scope() {
+        let _ = on_path(&ctx, KIND_UNLINK, ARG0 + 8, ARG0 + 16);
+    }
+    0
+}
+
+/// `openat(dfd, path, flags, …)` and `unlinkat(dfd, path, flags)`.
+fn on_path(ctx: &TracePointContext, kind: u32, path_at: usize, flags_at: usize) -> Result<(), i64> {
+    let e = begin(kind).ok_or(1i64)?;
+    // SAFETY: offsets of `filename`/`pathname` and `flags` in the syscall record.
+    let path: *const u8 = unsafe { ctx.read_at(path_at) }?;
+    let flags: u64 = unsafe { ctx.read_at(flags_at) }?;
+    e.aux = flags as u32;
+    read_path(e, path);
+    emit(e);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn aa_connect(ctx: TracePointContext) -> u32 {
+    if in_scope() {
+        let _ = on_connect(&ctx);
+    }
+    0
+}
+
+fn on_connect(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: offset of `uservaddr` in `sys_enter_connect`.
+    let sa: *const u8 = unsafe { ctx.read_at(ARG0 + 8) }?;
+    // SAFETY: the helper checks the user address.
+    let family: u16 = unsafe { bpf_probe_read_user(sa as *const u16) }?;
+    if family != AF_INET && family != AF_INET6 {
+        return Ok(());
+    }
+    let e = begin(KIND_CONNECT).ok_or(1i64)?;
+    // SAFETY: `sin_port` / `sin6_port` follow the family in both layouts.
+    let port: u16 = unsafe { bpf_probe_read_user(sa.add(2) as *const u16) }?;
+    e.port = u16::from_be(port) as u32;
+    let addr = if family == AF_INET {
+        // SAFETY: `sin_addr` at offset 4.
+        let v4: [u8; 4] = unsafe { bpf_probe_read_user(sa.add(4) as *const [u8; 4]) }?;
+        mapped(v4)
+    } else {
+        e.flags |= FLAG_IPV6;
+        // SAFETY: `sin6_addr` at offset 8.
+        unsafe { bpf_probe_read_user(sa.add(8) as *const [u8; 16]) }?
+    };
+    e.addr = addr;
+    if let Some(rule) = verdict(&addr, e.port) {
+        if rule.verdict == VERDICT_DENY {
+            // The cgroup/connect program (same map, same lookup) refuses it.
+            e.flags |= FLAG_ENFORCED;
+            e.rule = rule.rule;
+        }
+    }
+    emit(e);
+    Ok(())
+}
+
+#[inline(always)]
+fn mapped(v4: [u8; 4]) -> [u8; 16] {
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3]]
+}
+
+/// The first rule that matches: exact address and port, the address on any port, the port on
+/// any address, then any address and any port.
+#[inline(always)]
+fn verdict(addr: &[u8; 16], port: u32) -> Option<ConnectRule> {
+    let mut key = ConnectKey { addr: *addr, port };
+    // SAFETY (all four lookups): the value is copied out immediately.
+    if let Some(r) = unsafe { CONNECT_RULES.get(&key) } {
+        return Some(*r);
+    }
+    key.port = 0;
+    if let Some(r) = unsafe { CONNECT_RULES.get(&key) } {
+        return Some(*r);
+    }
+    key.addr = [0; 16];
+    key.port = port;
+    if let Some(r) = unsafe { CONNECT_RULES.get(&key) } {
+        return Some(*r);
+    }
+    key.port = 0;
+    unsafe { CONNECT_RULES.get(&key) }.copied()
+}
+
+#[inline(always)]
+fn allow_connect(addr: &[u8; 16], port: u32) -> i32 {
+    match verdict(addr, port) {
+        Some(r) if r.verdict == VERDICT_DENY => {
+            count(STAT_REFUSED);
+            0
+        }
+        _ => 1,
+    }
+}
+
+#[cgroup_sock_addr(connect4)]
+pub fn aa_connect4(ctx: SockAddrContext) -> i32 {
+    // SAFETY: the context of a cgroup/connect4 program.
+    let (ip, port) = unsafe { ((*ctx.sock_addr).user_ip4, (*ctx.sock_addr).user_port) };
+    allow_connect(&mapped(ip.to_ne_bytes()), u16::from_be(port as u16) as u32)
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn aa_connect6(ctx: SockAddrContext) -> i32 {
+    // SAFETY: the context of a cgroup/connect6 program.
+    let (ip, port) = unsafe { ((*ctx.sock_addr).user_ip6, (*ctx.sock_addr).user_port) };
+    let mut addr = [0u8; 16];
+    let mut i = 0;
+    while i < 4 {
+        let w = ip[i].to_ne_bytes();
+        addr[i * 4] = w[0];
+        addr[i * 4 + 1] = w[1];
+        addr[i * 4 + 2] = w[2];
+        addr[i * 4 + 3] = w[3];
+        i += 1;
+    }
+    allow_connect(&addr, u16::from_be(port as u16) as u32)
+}
+
+/// Copies up to `DATA_LEN` bytes of plaintext.
+#[inline(always)]
+fn tls_event(kind: u32, buf: *const u8, len: u64) {
+    if buf.is_null() || len == 0 {
+        return;
+    }
+    let Some(e) = begin(kind) else { return };
+    e.port = len as u32;
+    let data = e.data.as_mut_ptr();
+    let n = if len >= DATA_LEN as u64 { DATA_LEN } else { (len as usize) & (DATA_LEN - 1) };
+    if n < len as usize {
+        e.flags |= FLAG_TRUNCATED;
+    }
+    // SAFETY: at most `DATA_LEN` bytes into `data`; the helper checks the user address.
+    let dst = unsafe { core::slice::from_raw_parts_mut(data, n) };
+    if unsafe { bpf_probe_read_user_buf(buf, dst) }.is_err() {
+        return;
+    }
+    e.aux = n as u32;
+    emit(e);
+}
+
+#[uprobe]
+pub fn aa_ssl_write(ctx: ProbeContext) -> u32 {
+    if in_scope() {
+        let buf: Option<*const u8> = ctx.arg(1);
+        let len: Option<u64> = ctx.arg(2);
+        if let (Some(buf), Some(len)) = (buf, len) {
+            tls_event(KIND_TLS_WRITE, buf, len & 0xffff_ffff);
+        }
+    }
+    0
+}
+
+#[uprobe]
+pub fn aa_ssl_read(ctx: ProbeContext) -> u32 {
+    if in_scope() {
+        if let Some(buf) = ctx.arg::<u64>(1) {
+            let _ = SSL_READ_BUF.insert(&bpf_get_current_pid_tgid(), &buf, 0);
+        }
+    }
+    0
+}
+
+#[uretprobe]
+pub fn aa_ssl_read_ret(ctx: RetProbeContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out immediately.
+    let Some(buf) = (unsafe { SSL_READ_BUF.get(&id) }).copied() else {
+        return 0;
+    };
+    let _ = SSL_READ_BUF.remove(&id);
+    let ret: i32 = ctx.ret();
+    if ret > 0 {
+        tls_event(KIND_TLS_READ, buf as *const u8, ret as u64);
+    }
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+#[link_section = "license"]
+#[no_mangle]
+static LICENSE: [u8; 4] = *b"GPL\0";

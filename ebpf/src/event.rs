@@ -1,0 +1,381 @@
+//! Kernel events, read from the ring buffer, and the actions they become.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+
+use aa_core::{Action, FileAccessMode, NetProto};
+use aa_ebpf_common::{
+    ARG_LEN, ARGV_SLOTS, Event, FLAG_ENFORCED, FLAG_IPV6, FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC,
+    KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
+};
+
+const O_WRONLY: u32 = 0o1;
+const O_RDWR: u32 = 0o2;
+const O_CREAT: u32 = 0o100;
+const O_TRUNC: u32 = 0o1000;
+const O_APPEND: u32 = 0o2000;
+
+/// What the kernel saw, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// `execve`.
+    Exec {
+        /// Executable path as passed.
+        path: String,
+        /// Arguments (at most [`ARGV_SLOTS`], each cut at [`ARG_LEN`]).
+        argv: Vec<String>,
+    },
+    /// `openat`.
+    Open {
+        /// Path (absolute when it could be resolved against the process's cwd).
+        path: String,
+        /// Opened for writing (write/read-write, create, truncate or append).
+        write: bool,
+    },
+    /// `unlinkat`.
+    Unlink {
+        /// Path.
+        path: String,
+    },
+    /// `connect` to an IPv4 or IPv6 address.
+    Connect {
+        /// Destination.
+        ip: IpAddr,
+        /// Destination port.
+        port: u16,
+    },
+    /// TLS plaintext written (`SSL_write`).
+    TlsWrite {
+        /// The first bytes.
+        data: Vec<u8>,
+        /// The full length of the write.
+        len: u32,
+    },
+    /// TLS plaintext read (`SSL_read`).
+    TlsRead {
+        /// The first bytes.
+        data: Vec<u8>,
+        /// The full length of the read.
+        len: u32,
+    },
+}
+
+/// One decoded event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelEvent {
+    /// Process id.
+    pub pid: u32,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// The probe stopped it (exec killed, connect refused).
+    pub enforced: bool,
+    /// Rule index of the map entry that enforced.
+    pub rule: u32,
+    /// A path, argument or buffer was cut.
+    pub truncated: bool,
+    /// What happened.
+    pub observed: Observed,
+}
+
+fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(bytes.get(..end).unwrap_or_default()).into_owned()
+}
+
+/// Decodes a ring buffer record; `None` for a record of the wrong size or an unknown kind.
+pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
+    if bytes.len() < std::mem::size_of::<Event>() {
+        return None;
+    }
+    let e = read_event(bytes)?;
+    let flags = e.flags;
+    let observed = match e.kind {
+        KIND_EXEC => {
+            let argc = (e.aux as usize).min(ARGV_SLOTS);
+            let argv = e.data.chunks(ARG_LEN).take(argc).map(cstr).collect();
+            Observed::Exec {
+                path: cstr(&e.path),
+                argv,
+            }
+        }
+        KIND_OPEN => Observed::Open {
+            path: resolve(e.pid, cstr(&e.path)),
+            write: e.aux & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) != 0,
+        },
+        KIND_UNLINK => Observed::Unlink {
+            path: resolve(e.pid, cstr(&e.path)),
+        },
+        KIND_CONNECT => {
+            let v6 = Ipv6Addr::from(e.addr);
+            let ip = if flags & FLAG_IPV6 == 0 {
+                v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+            } else {
+                IpAddr::V6(v6)
+            };
+            Observed::Connect {
+                ip,
+                port: u16::try_from(e.port).unwrap_or(0),
+            }
+        }
+        KIND_TLS_WRITE | KIND_TLS_READ => {
+            let n = (e.aux as usize).min(e.data.len());
+            let data = e.data.get(..n).unwrap_or_default().to_vec();
+            if e.kind == KIND_TLS_WRITE {
+                Observed::TlsWrite { data, len: e.port }
+            } else {
+                Observed::TlsRead { data, len: e.port }
+            }
+        }
+        _ => return None,
+    };
+    Some(KernelEvent {
+        pid: e.pid,
+        cgroup_id: e.cgroup_id,
+        enforced: flags & FLAG_ENFORCED != 0,
+        rule: e.rule,
+        truncated: flags & FLAG_TRUNCATED != 0,
+        observed,
+    })
+}
+
+fn read_event(bytes: &[u8]) -> Option<Event> {
+    let mut e = Event {
+        kind: 0,
+        flags: 0,
+        pid: 0,
+        aux: 0,
+        cgroup_id: 0,
+        rule: 0,
+        port: 0,
+        addr: [0; 16],
+        path: [0; aa_ebpf_common::PATH_LEN],
+        data: [0; aa_ebpf_common::DATA_LEN],
+    };
+    let u32_at = |o: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(bytes.get(o..o + 4)?.try_into().ok()?))
+    };
+    e.kind = u32_at(0)?;
+    e.flags = u32_at(4)?;
+    e.pid = u32_at(8)?;
+    e.aux = u32_at(12)?;
+    e.cgroup_id = u64::from_ne_bytes(bytes.get(16..24)?.try_into().ok()?);
+    e.rule = u32_at(24)?;
+    e.port = u32_at(28)?;
+    e.addr.copy_from_slice(bytes.get(32..48)?);
+    let path_end = 48 + aa_ebpf_common::PATH_LEN;
+    e.path.copy_from_slice(bytes.get(48..path_end)?);
+    e.data
+        .copy_from_slice(bytes.get(path_end..path_end + aa_ebpf_common::DATA_LEN)?);
+    Some(e)
+}
+
+/// A relative path joined to the process's working directory, when it is still readable.
+fn resolve(pid: u32, path: String) -> String {
+    if path.starts_with('/') || path.is_empty() {
+        return path;
+    }
+    match std::fs::read_link(format!("/proc/{pid}/cwd")) {
+        Ok(cwd) => cwd.join(&path).to_string_lossy().into_owned(),
+        Err(_) => path,
+    }
+}
+
+/// Turns events into actions; remembers the last HTTP host per process so an MCP body written
+/// after its headers is attributed to its server.
+#[derive(Debug, Default)]
+pub struct Translator {
+    hosts: HashMap<u32, (String, u16)>,
+}
+
+impl Translator {
+    /// The action for `event`, or `None` when there is nothing to decide (TLS reads, TLS
+    /// writes that are neither an HTTP/1 request nor a JSON-RPC body).
+    pub fn action(&mut self, event: &KernelEvent) -> Option<Action> {
+        Some(match &event.observed {
+            Observed::Exec { path, argv } => Action::ProcessExec {
+                path: path.clone(),
+                argv: argv.clone(),
+            },
+            Observed::Open { path, write } => Action::FileAccess {
+                path: path.clone(),
+                access: if *write {
+                    FileAccessMode::Write
+                } else {
+                    FileAccessMode::Read
+                },
+            },
+            Observed::Unlink { path } => Action::FileAccess {
+                path: path.clone(),
+                access: FileAccessMode::Unlink,
+            },
+            Observed::Connect { ip, port } => Action::NetConnect {
+                addr: ip.to_string(),
+                port: *port,
+                proto: NetProto::Tcp,
+            },
+            Observed::TlsWrite { data, .. } => return self.tls_write(event.pid, data),
+            Observed::TlsRead { .. } => return None,
+        })
+    }
+
+    fn tls_write(&mut self, pid: u32, data: &[u8]) -> Option<Action> {
+        if let Some(req) = http_request(data) {
+            self.hosts.insert(pid, (req.host.clone(), req.port));
+            if self.hosts.len() > 4096 {
+                self.hosts.clear();
+            }
+            if let Some(mcp) = mcp_call(req.body, &req.host) {
+                return Some(mcp);
+            }
+            return Some(Action::HttpRequest {
+                method: req.method,
+                scheme: "https".into(),
+                host: req.host,
+                port: req.port,
+                path: req.path,
+            });
+        }
+        let server = self.hosts.get(&pid).map_or("unknown", |(h, _)| h.as_str());
+        mcp_call(data, server)
+    }
+}
+
+struct HttpHead<'a> {
+    method: String,
+    path: String,
+    host: String,
+    port: u16,
+    body: &'a [u8],
+}
+
+/// An HTTP/1.x request line and its `Host` header, from the first bytes of a TLS write.
+fn http_request(data: &[u8]) -> Option<HttpHead<'_>> {
+    let text_end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(data.len(), |p| p + 4);
+    let head = std::str::from_utf8(data.get(..text_end)?).ok()?;
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, path, version) = (first.next()?, first.next()?, first.next()?);
+    if !version.starts_with("HTTP/1.")
+        || method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_uppercase())
+    {
+        return None;
+    }
+    let host_value = lines
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case("host").then(|| v.trim())
+        })
+        .unwrap_or("unknown");
+    let (host, port) = match host_value.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
+            Ok(port) => (h.trim_start_matches('[').trim_end_matches(']'), port),
+            Err(_) => (host_value, 443),
+        },
+        _ => (host_value, 443),
+    };
+    Some(HttpHead {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        host: host.to_owned(),
+        port,
+        body: data.get(text_end..).unwrap_or_default(),
+    })
+}
+
+/// A JSON-RPC `tools/call` (or other MCP method) in a request body.
+fn mcp_call(body: &[u8], server: &str) -> Option<Action> {
+    let start = body.iter().position(|b| *b == b'{')?;
+    let body = body.get(start..)?;
+    if !body.windows(9).any(|w| w == b"\"jsonrpc\"") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let method = v.get("method")?.as_str()?.to_owned();
+    let tool = (method == "tools/call")
+        .then(|| {
+            v.pointer("/params/name")
+                .and_then(|n| n.as_str())
+                .map(str::to_owned)
+        })
+        .flatten();
+    Some(Action::McpCall {
+        server: server.to_owned(),
+        method,
+        tool,
+        args: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http_request_in_tls_plaintext_becomes_an_http_request() {
+        let mut t = Translator::default();
+        let data = b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\nContent-Length: 2\r\n\r\n{}";
+        let ev = KernelEvent {
+            pid: 7,
+            cgroup_id: 1,
+            enforced: false,
+            rule: 0,
+            truncated: false,
+            observed: Observed::TlsWrite {
+                data: data.to_vec(),
+                len: 80,
+            },
+        };
+        assert_eq!(
+            t.action(&ev),
+            Some(Action::HttpRequest {
+                method: "POST".into(),
+                scheme: "https".into(),
+                host: "api.openai.com".into(),
+                port: 443,
+                path: "/v1/chat/completions".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn an_mcp_body_written_after_its_headers_is_an_mcp_call_to_that_host() {
+        let mut t = Translator::default();
+        let head = b"POST /mcp HTTP/1.1\r\nHost: tools.internal:8443\r\n\r\n";
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","arguments":{}}}"#;
+        let ev = |data: &[u8]| KernelEvent {
+            pid: 9,
+            cgroup_id: 1,
+            enforced: false,
+            rule: 0,
+            truncated: false,
+            observed: Observed::TlsWrite {
+                data: data.to_vec(),
+                len: 0,
+            },
+        };
+        assert!(matches!(
+            t.action(&ev(head)),
+            Some(Action::HttpRequest { port: 8443, .. })
+        ));
+        assert_eq!(
+            t.action(&ev(body)),
+            Some(Action::McpCall {
+                server: "tools.internal".into(),
+                method: "tools/call".into(),
+                tool: Some("delete_repo".into()),
+                args: None,
+            })
+        );
+        assert_eq!(t.action(&ev(b"\x00\x00\x12\x04binary h2 frame")), None);
+    }
+
+    #[test]
+    fn short_or_unknown_records_are_refused() {
+        assert_eq!(decode(&[0u8; 10]), None);
+        assert_eq!(decode(&vec![0u8; std::mem::size_of::<Event>()]), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! Loads the kernel object and attaches each program on its own, so a program type the kernel
+//! refuses is reported by name while the rest keep running.
+
+use std::fs::File;
+use std::path::Path;
+
+use aa_ebpf_common::{
+    ConnectKey, ConnectRule, PATH_LEN, PathKey, STAT_EVENTS, STAT_KILLED, STAT_LOST, STAT_REFUSED,
+};
+use aya::Ebpf;
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, TracePoint, UProbe};
+use serde::Serialize;
+
+use crate::EbpfError;
+use crate::rules::Compiled;
+
+/// The kernel programs, built by this crate's build script.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aa-probes"));
+
+/// The kernel's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Events written to the ring buffer.
+    pub events: u64,
+    /// Events lost because the ring buffer was full.
+    pub lost: u64,
+    /// Execs killed.
+    pub killed: u64,
+    /// Connects refused.
+    pub refused: u64,
+}
+
+/// One program and where it is attached (or why it is not).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgramStatus {
+    /// Program name in the object.
+    pub name: String,
+    /// What it hooks (`tracepoint syscalls:sys_enter_execve`, …).
+    pub hook: String,
+    /// Attached and running.
+    pub attached: bool,
+    /// Why not, naming the kernel feature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The loaded object with its programs attached.
+pub struct Probes {
+    bpf: Ebpf,
+    /// Per-program status.
+    pub programs: Vec<ProgramStatus>,
+}
+
+impl std::fmt::Debug for Probes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probes")
+            .field("programs", &self.programs)
+            .finish_non_exhaustive()
+    }
+}
+
+const TRACEPOINTS: [(&str, &str); 4] = [
+    ("aa_exec", "sys_enter_execve"),
+    ("aa_openat", "sys_enter_openat"),
+    ("aa_unlinkat", "sys_enter_unlinkat"),
+    ("aa_connect", "sys_enter_connect"),
+];
+
+fn load_error(e: impl std::fmt::Display) -> EbpfError {
+    EbpfError::Load(e.to_string())
+}
+
+impl Probes {
+    /// Loads the object and attaches: the syscall tracepoints (global, filtered in the kernel
+    /// by cgroup id), the libssl uprobes on every `libssl` given, and `cgroup/connect4|6` on
+    /// `cgroup`.
+    pub fn attach(cgroup: &Path, libssl: &[std::path::PathBuf]) -> Result<Self, EbpfError> {
+        let mut bpf = Ebpf::load(OBJECT).map_err(load_error)?;
+        let mut programs = Vec::new();
+        for (name, tp) in TRACEPOINTS {
+            let hook = format!("tracepoint syscalls:{tp}");
+            let result = (|| -> Result<(), String> {
+                let p: &mut TracePoint = bpf
+                    .program_mut(name)
+                    .ok_or("missing from the object")?
+                    .try_into()
+                    .map_err(|e| format!("{e}"))?;
+                p.load()
+                    .map_err(|e| format!("tracepoint programs refused: {e}"))?;
+                p.attach("syscalls", tp)
+                    .map_err(|e| format!("tracepoint {tp}: {e}"))?;
+                Ok(())
+            })();
+            programs.push(status(name, hook, result));
+        }
+        for (name, attach) in [("aa_connect4", "connect4"), ("aa_connect6", "connect6")] {
+            let hook = format!("cgroup/{attach} {}", cgroup.display());
+            let result = (|| -> Result<(), String> {
+                let file = File::open(cgroup).map_err(|e| format!("{}: {e}", cgroup.display()))?;
+                let p: &mut CgroupSockAddr = bpf
+                    .program_mut(name)
+                    .ok_or("missing from the object")?
+                    .try_into()
+                    .map_err(|e| format!("{e}"))?;
+                p.load()
+                    .map_err(|e| format!("cgroup/{attach} programs refused: {e}"))?;
+                p.attach(file, CgroupAttachMode::Single).map_err(|e| {
+                    format!(
+                        "cgroup-BPF attach refused: {e}: {:?}",
+                        std::error::Error::source(&e)
+                    )
+                })?;
+                Ok(())
+            })();
+            programs.push(status(name, hook, result));
+        }
+        let uprobes = [
+            ("aa_ssl_write", "SSL_write"),
+            ("aa_ssl_read", "SSL_read"),
+            ("aa_ssl_read_ret", "SSL_read"),
+        ];
+        for (name, symbol) in uprobes {
+            let ret = name.ends_with("_ret");
+            let hook = format!(
+                "{} {symbol} in {}",
+                if ret { "uretprobe" } else { "uprobe" },
+                libssl
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let result = (|| -> Result<(), String> {
+                if libssl.is_empty() {
+                    return Err("no libssl found (TLS plaintext is not observed)".into());
+                }
+                let p: &mut UProbe = bpf
+                    .program_mut(name)
+                    .ok_or("missing from the object")?
+                    .try_into()
+                    .map_err(|e| format!("{e}"))?;
+                p.load()
+                    .map_err(|e| format!("uprobe programs refused: {e}"))?;
+                for lib in libssl {
+                    p.attach(
+                        symbol,
+                        lib,
+                        aya::programs::uprobe::UProbeScope::AllProcesses,
+                    )
+                    .map_err(|e| format!("uprobe {symbol} in {}: {e}", lib.display()))?;
+                }
+                Ok(())
+            })();
+            programs.push(status(name, hook, result));
+        }
+        Ok(Probes { bpf, programs })
+    }
+
+    /// Moves the ring buffer out (the reader thread owns it).
+    pub fn take_events(&mut self) -> Result<aya::maps::RingBuf<MapData>, EbpfError> {
+        let map = self
+            .bpf
+            .take_map("EVENTS")
+            .ok_or_else(|| load_error("no EVENTS map"))?;
+        aya::maps::RingBuf::try_from(map).map_err(load_error)
+    }
+
+    /// Observes these cgroup ids (and only these).
+    pub fn watch_cgroups(&mut self, ids: &[u64]) -> Result<(), EbpfError> {
+        let map = self
+            .bpf
+            .map_mut("CGROUPS")
+            .ok_or_else(|| load_error("no CGROUPS map"))?;
+        let mut m: BpfHashMap<_, u64, u32> = BpfHashMap::try_from(map).map_err(load_error)?;
+        for id in ids {
+            m.insert(id, 1, 0).map_err(load_error)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the enforcement maps with `compiled`, plus the force-proxy rule.
+    pub fn load_rules(&mut self, compiled: &Compiled, force_proxy: bool) -> Result<(), EbpfError> {
+        {
+            let map = self
+                .bpf
+                .map_mut("EXEC_DENY")
+                .ok_or_else(|| load_error("no EXEC_DENY map"))?;
+            let mut m: BpfHashMap<_, PathKey, u32> =
+                BpfHashMap::try_from(map).map_err(load_error)?;
+            let wanted: std::collections::HashMap<[u8; PATH_LEN], u32> = compiled
+                .exec_deny
+                .iter()
+                .map(|(p, r)| (path_key(p).path, *r))
+                .collect();
+            let stale: Vec<PathKey> = m
+                .keys()
+                .flatten()
+                .filter(|k| !wanted.contains_key(&k.path))
+                .collect();
+            for k in stale {
+                let _ = m.remove(&k);
+            }
+            for (path, rule) in &wanted {
+                m.insert(PathKey { path: *path }, rule, 0)
+                    .map_err(load_error)?;
+            }
+        }
+        let map = self
+            .bpf
+            .map_mut("CONNECT_RULES")
+            .ok_or_else(|| load_error("no CONNECT_RULES map"))?;
+        let mut m: BpfHashMap<_, ConnectKey, ConnectRule> =
+            BpfHashMap::try_from(map).map_err(load_error)?;
+        let mut wanted: std::collections::HashMap<ConnectKey, ConnectRule> =
+            compiled.connect.iter().copied().collect();
+        if force_proxy {
+            // Every non-loopback destination is refused: egress goes through the proxy.
+            wanted.insert(
+                ConnectKey {
+                    addr: [0; 16],
+                    port: 0,
+                },
+                ConnectRule {
+                    verdict: aa_ebpf_common::VERDICT_DENY,
+                    rule: crate::rules::RULE_FORCE_PROXY,
+                },
+            );
+            for ip in [
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ] {
+                wanted
+                    .entry(ConnectKey {
+                        addr: crate::rules::key_addr(ip),
+                        port: 0,
+                    })
+                    .or_insert(ConnectRule {
+                        verdict: aa_ebpf_common::VERDICT_ALLOW,
+                        rule: 0,
+                    });
+            }
+        }
+        let stale: Vec<ConnectKey> = m
+            .keys()
+            .flatten()
+            .filter(|k| !wanted.contains_key(k))
+            .collect();
+        for k in stale {
+            let _ = m.remove(&k);
+        }
+        for (k, v) in &wanted {
+            m.insert(k, v, 0).map_err(load_error)?;
+        }
+        Ok(())
+    }
+
+    /// The kernel's counters, summed over CPUs.
+    pub fn counters(&self) -> Result<Counters, EbpfError> {
+        let map = self
+            .bpf
+            .map("STATS")
+            .ok_or_else(|| load_error("no STATS map"))?;
+        let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(load_error)?;
+        let sum = |i: u32| -> Result<u64, EbpfError> {
+            Ok(stats.get(&i, 0).map_err(load_error)?.iter().sum())
+        };
+        Ok(Counters {
+            events: sum(STAT_EVENTS)?,
+            lost: sum(STAT_LOST)?,
+            killed: sum(STAT_KILLED)?,
+            refused: sum(STAT_REFUSED)?,
+        })
+    }
+}
+
+fn status(name: &str, hook: String, result: Result<(), String>) -> ProgramStatus {
+    if let Err(e) = &result {
+        tracing::warn!(program = name, %hook, error = %e, "program not attached; the others keep running");
+    }
+    ProgramStatus {
+        name: name.to_owned(),
+        hook,
+        attached: result.is_ok(),
+        error: result.err(),
+    }
+}
+
+/// A path as the exec map keys it (zero-padded).
+pub fn path_key(path: &str) -> PathKey {
+    let mut key = PathKey {
+        path: [0; PATH_LEN],
+    };
+    for (dst, src) in key.path.iter_mut().zip(path.bytes().take(PATH_LEN - 1)) {
+        *dst = src;
+    }
+    key
+}

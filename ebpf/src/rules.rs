@@ -1,0 +1,279 @@
+//! Compiles the active policy into the kernel's enforcement maps.
+//!
+//! The kernel cannot run Cedar, so the loader asks the core engine (a preview: no record, no
+//! budget) about the actions the maps can express, and writes down the answers:
+//! - exec: every executable in the standard bin directories and every absolute path named in the
+//!   policy text; a path whose exec a `forbid` matches goes into `EXEC_DENY`;
+//! - connect: every port 1–65535 for an address no policy names (the baseline) and for each IP
+//!   address the policy names; `forbid`s become `CONNECT_RULES` entries.
+//!
+//! Only explicit `forbid`s are enforced in the kernel; Cedar's default deny (no `permit`) stays
+//! audit-only, so attaching to a cgroup never kills everything a strict allowlist omits. What the
+//! maps cannot express (argv or CIDR conditions, host names) is decided and audited per event.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use aa_core::{Action, Agent, Decision, Effect, Layer, NetProto, Reason};
+use aa_ebpf_common::{ConnectKey, ConnectRule, VERDICT_ALLOW, VERDICT_DENY};
+
+/// Rule index of "all egress must go through the proxy" (`--force-proxy`).
+pub const RULE_FORCE_PROXY: u32 = 0;
+
+/// Directories whose executables are checked against the exec policy.
+const BIN_DIRS: [&str; 6] = [
+    "/bin",
+    "/sbin",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+];
+
+/// A baseline address no policy names (TEST-NET-1).
+const OTHER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// A baseline IPv6 address no policy names (documentation prefix).
+const OTHER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+
+/// The maps' contents and the names of the rules their values point at.
+#[derive(Debug, Clone, Default)]
+pub struct Compiled {
+    /// Executable paths to kill, with their rule index.
+    pub exec_deny: Vec<(String, u32)>,
+    /// Connect rules.
+    pub connect: Vec<(ConnectKey, ConnectRule)>,
+    /// Rule index → the policy ids that decided it.
+    pub rules: Vec<String>,
+    /// What could not be compiled, for the operator.
+    pub notes: Vec<String>,
+}
+
+impl Compiled {
+    fn rule(&mut self, d: &Decision) -> u32 {
+        let name = if d.policy_ids.is_empty() {
+            d.reason.as_str().to_owned()
+        } else {
+            d.policy_ids.join(",")
+        };
+        if let Some(i) = self.rules.iter().position(|r| *r == name) {
+            return i as u32;
+        }
+        self.rules.push(name);
+        (self.rules.len() - 1) as u32
+    }
+
+    /// The name of rule `i`.
+    pub fn rule_name(&self, i: u32) -> &str {
+        self.rules.get(i as usize).map_or("unknown", String::as_str)
+    }
+}
+
+/// Asks `decide` (a preview of the active policy) and writes the maps' contents.
+pub fn compile(decide: impl Fn(&Action) -> Decision, policy_text: &str) -> Compiled {
+    let mut out = Compiled {
+        rules: vec!["aa:force-proxy".into()],
+        ..Compiled::default()
+    };
+    let literals = string_literals(policy_text);
+    compile_exec(&decide, &literals, &mut out);
+    compile_connect(&decide, &literals, &mut out);
+    out
+}
+
+fn forbidden(d: &Decision) -> bool {
+    d.effect == Effect::Deny && d.reason == Reason::Forbidden
+}
+
+fn compile_exec(decide: &impl Fn(&Action) -> Decision, literals: &[String], out: &mut Compiled) {
+    let mut paths = BTreeSet::new();
+    for dir in BIN_DIRS {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                paths.insert(e.path().to_string_lossy().into_owned());
+            }
+        }
+    }
+    paths.extend(literals.iter().filter(|l| l.starts_with('/')).cloned());
+    for path in paths {
+        if path.len() >= aa_ebpf_common::PATH_LEN {
+            continue;
+        }
+        let name = Path::new(&path)
+            .file_name()
+            .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+        let d = decide(&Action::ProcessExec {
+            path: path.clone(),
+            argv: vec![name],
+        });
+        if forbidden(&d) {
+            let rule = out.rule(&d);
+            out.exec_deny.push((path, rule));
+        }
+    }
+}
+
+/// Ports 1–65535 whose connect to `ip` a `forbid` matches, with the decision.
+fn denied_ports(decide: &impl Fn(&Action) -> Decision, ip: IpAddr) -> BTreeMap<u16, Decision> {
+    let addr = ip.to_string();
+    (1..=u16::MAX)
+        .filter_map(|port| {
+            let d = decide(&Action::NetConnect {
+                addr: addr.clone(),
+                port,
+                proto: NetProto::Tcp,
+            });
+            forbidden(&d).then_some((port, d))
+        })
+        .collect()
+}
+
+/// IPv6 bytes of an address (IPv4 mapped), as the kernel keys them.
+pub fn key_addr(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+fn compile_connect(decide: &impl Fn(&Action) -> Decision, literals: &[String], out: &mut Compiled) {
+    const ANY: [u8; 16] = [0; 16];
+    let baseline = denied_ports(decide, IpAddr::V4(OTHER_V4));
+    let baseline6 = denied_ports(decide, IpAddr::V6(OTHER_V6));
+    if baseline6.keys().ne(baseline.keys()) {
+        out.notes.push(
+            "the policy treats IPv4 and IPv6 destinations differently on some ports; the kernel \
+             map follows IPv4 for addresses the policy does not name (others are audited)"
+                .into(),
+        );
+    }
+    push_ports(out, ANY, &baseline, &BTreeMap::new());
+    let ips: BTreeSet<IpAddr> = literals.iter().filter_map(|l| literal_ip(l)).collect();
+    for ip in ips {
+        let own = denied_ports(decide, ip);
+        let parent = if ip.is_ipv4() { &baseline } else { &baseline6 };
+        push_ports(out, key_addr(ip), &own, parent);
+    }
+}
+
+/// Entries for `addr` so that its denied ports are `own`, given what a lookup would fall back
+/// to (`parent`): a port-wide entry when most ports are denied, exceptions otherwise.
+fn push_ports(
+    out: &mut Compiled,
+    addr: [u8; 16],
+    own: &BTreeMap<u16, Decision>,
+    parent: &BTreeMap<u16, Decision>,
+) {
+    let entry = |port: u16, verdict: u32, rule: u32| {
+        (
+            ConnectKey {
+                addr,
+                port: u32::from(port),
+            },
+            ConnectRule { verdict, rule },
+        )
+    };
+    if own.len() > usize::from(u16::MAX / 2) {
+        if let Some(d) = own.values().next() {
+            let rule = out.rule(d);
+            out.connect.push(entry(0, VERDICT_DENY, rule));
+        }
+        for port in 1..=u16::MAX {
+            match own.get(&port) {
+                None => out.connect.push(entry(port, VERDICT_ALLOW, 0)),
+                Some(d)
+                    if d.policy_ids
+                        != own
+                            .values()
+                            .next()
+                            .map(|f| f.policy_ids.clone())
+                            .unwrap_or_default() =>
+                {
+                    let rule = out.rule(d);
+                    out.connect.push(entry(port, VERDICT_DENY, rule));
+                }
+                Some(_) => {}
+            }
+        }
+        return;
+    }
+    for (port, d) in own {
+        if parent.get(port).map(|p| &p.policy_ids) != Some(&d.policy_ids) {
+            let rule = out.rule(d);
+            out.connect.push(entry(*port, VERDICT_DENY, rule));
+        }
+    }
+    for port in parent.keys() {
+        if !own.contains_key(port) {
+            out.connect.push(entry(*port, VERDICT_ALLOW, 0));
+        }
+    }
+}
+
+/// The IP address in a literal (`"10.0.0.5"`, `"10.0.0.5:5432"`, `"[::1]:22"`).
+fn literal_ip(s: &str) -> Option<IpAddr> {
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// The string literals of a Cedar text (escapes kept as written; enough to find paths and
+/// addresses).
+fn string_literals(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.clone().next() == Some('/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                let mut lit = String::new();
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    match (escaped, c) {
+                        (false, '\\') => escaped = true,
+                        (false, '"') => break,
+                        _ => {
+                            escaped = false;
+                            lit.push(c);
+                        }
+                    }
+                }
+                out.push(lit);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The policy text of a bundle's Cedar files.
+pub fn policy_text(files: &BTreeMap<String, String>) -> String {
+    files.values().cloned().collect::<Vec<_>>().join("\n")
+}
+
+/// Agent and layer for the previews.
+pub fn previewer<'a>(
+    governor: &'a aa_sdk_client::Governor,
+    agent: &'a Agent,
+) -> impl Fn(&Action) -> Decision + 'a {
+    move |a| governor.preview_as(agent, a, Layer::Ebpf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_skip_comments_and_keep_addresses() {
+        let text = "// \"not-this\"\nforbid (principal, action, resource == Address::\"10.0.0.5:5432\")\nwhen { context.path == \"/usr/bin/nc\" };";
+        let lits = string_literals(text);
+        assert_eq!(lits, vec!["10.0.0.5:5432", "/usr/bin/nc"]);
+        assert_eq!(literal_ip(&lits[0]), Some("10.0.0.5".parse().unwrap()));
+    }
+}
