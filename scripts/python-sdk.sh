@@ -33,7 +33,7 @@ case "${1:-test}" in
     build
     fresh_install_check
     install_into_tools
-    "$SDK_VENV/bin/ruff" check bindings/python examples/python proxy/tests
+    "$SDK_VENV/bin/ruff" check bindings/python examples/python proxy/tests ebpf/tests testsupport bench
     cargo build -p aasm --locked --quiet   # the tests start the real gateway
     (cd bindings/python && AASM="$AASM" "$SDK_VENV/bin/pytest" -q -p no:cacheprovider tests)
     ;;

@@ -7,6 +7,7 @@ scripts/setup.sh
 
 step "format"
 cargo fmt --all -- --check
+cargo fmt --manifest-path ebpf/probes/Cargo.toml -- --check
 
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -30,6 +31,9 @@ scripts/python-sdk.sh test
 step "proxy: real HTTPS upstreams, a real gateway, curl / requests / httpx / Node fetch / openai"
 cargo build -p aasm --locked --quiet
 (cd proxy/tests && AASM="$AASM" "${AA_SDK_VENV:-/var/cache/aa/venv-sdk}/bin/pytest" -q -p no:cacheprovider .)
+
+step "eBPF on the real kernel (root): observation scoped to a cgroup, records at a real gateway, enforcement"
+(cd ebpf/tests && AASM="$AASM" "${AA_SDK_VENV:-/var/cache/aa/venv-sdk}/bin/pytest" -q -p no:cacheprovider -rs .)
 
 step "aa-core without default features builds for wasm32-unknown-unknown"
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR" \

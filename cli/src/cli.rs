@@ -375,6 +375,9 @@ pub struct EbpfAttachArgs {
     /// Status file (default: /run/agent-assembly/ebpf/<cgroup id>.json).
     #[arg(long)]
     pub status_file: Option<PathBuf>,
+    /// Ring buffer size in bytes (a power of two of at least 4096).
+    #[arg(long, default_value_t = 16 << 20)]
+    pub ring_bytes: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -191,6 +191,10 @@ impl Translator {
     /// The action for `event`, or `None` when there is nothing to decide (TLS reads, TLS
     /// writes that are neither an HTTP/1 request nor a JSON-RPC body).
     pub fn action(&mut self, event: &KernelEvent) -> Option<Action> {
+        self.raw_action(event).map(valid)
+    }
+
+    fn raw_action(&mut self, event: &KernelEvent) -> Option<Action> {
         Some(match &event.observed {
             Observed::Exec { path, argv } => Action::ProcessExec {
                 path: path.clone(),
@@ -238,6 +242,46 @@ impl Translator {
         let server = self.hosts.get(&pid).map_or("unknown", |(h, _)| h.as_str());
         mcp_call(data, server)
     }
+}
+
+/// What the kernel could not read is still recorded: an empty path (the user page was not
+/// resident when the probe ran) becomes `<unreadable>`, control characters in names become `?`,
+/// so the record is valid and the gateway does not refuse its batch.
+fn valid(mut action: Action) -> Action {
+    const UNREADABLE: &str = "<unreadable>";
+    fn clean(s: &mut String) {
+        if s.is_empty() {
+            *s = "unknown".into();
+        } else if s.chars().any(char::is_control) {
+            *s = s
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+        }
+    }
+    match &mut action {
+        Action::ProcessExec { path, .. } | Action::FileAccess { path, .. } if path.is_empty() => {
+            *path = UNREADABLE.into();
+        }
+        Action::HttpRequest { method, host, .. } => {
+            clean(method);
+            clean(host);
+        }
+        Action::McpCall {
+            server,
+            method,
+            tool,
+            ..
+        } => {
+            clean(server);
+            clean(method);
+            if let Some(t) = tool {
+                clean(t);
+            }
+        }
+        _ => {}
+    }
+    action
 }
 
 struct HttpHead<'a> {
@@ -371,6 +415,25 @@ mod tests {
             })
         );
         assert_eq!(t.action(&ev(b"\x00\x00\x12\x04binary h2 frame")), None);
+    }
+
+    #[test]
+    fn unreadable_paths_still_make_valid_records() {
+        let mut t = Translator::default();
+        let ev = KernelEvent {
+            pid: 1,
+            cgroup_id: 1,
+            enforced: false,
+            rule: 0,
+            truncated: false,
+            observed: Observed::Open {
+                path: String::new(),
+                write: true,
+            },
+        };
+        let a = t.action(&ev).unwrap();
+        assert!(a.validate().is_ok());
+        assert!(matches!(a, Action::FileAccess { ref path, .. } if path == "<unreadable>"));
     }
 
     #[test]

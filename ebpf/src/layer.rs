@@ -29,6 +29,8 @@ pub struct AttachOptions {
     pub force_proxy: bool,
     /// Where the status is written (for `aasm ebpf status`).
     pub status_file: PathBuf,
+    /// Ring buffer size in bytes (power of two); `None` = 16 MiB.
+    pub ring_bytes: Option<u32>,
 }
 
 /// Default directory of status files.
@@ -73,6 +75,12 @@ pub struct Status {
     pub shipped: u64,
     /// Records spilled to disk while the gateway is unreachable.
     pub spilled: u64,
+    /// Records waiting in memory for delivery.
+    pub queued: u64,
+    /// Records the gateway refused for good (kept beside the spill file).
+    pub rejected: u64,
+    /// The last delivery error.
+    pub last_error: Option<String>,
 }
 
 /// Final counters, returned when the layer stops.
@@ -97,7 +105,7 @@ pub fn run(
     let agent = config.agent.clone();
     let governor = Governor::start(config)?;
 
-    let mut probes = Probes::attach(&cgroup, &system::libssl_paths())?;
+    let mut probes = Probes::attach(&cgroup, &system::libssl_paths(), options.ring_bytes)?;
     let mut watched = watch_tree(&mut probes, &cgroup, &[])?;
     let mut compiled = compile(&governor, &agent);
     probes.load_rules(&compiled, options.force_proxy)?;
@@ -135,6 +143,9 @@ pub fn run(
         notes: compiled.notes.clone(),
         shipped: 0,
         spilled: 0,
+        queued: 0,
+        rejected: 0,
+        last_error: None,
     };
     write_status(&options.status_file, &status);
     on_ready(&status);
@@ -204,6 +215,9 @@ pub fn run(
             let s = governor.stats();
             status.shipped = s.shipped;
             status.spilled = s.spilled;
+            status.queued = s.queued;
+            status.rejected = s.rejected;
+            status.last_error = s.last_error;
             status.backlog = backlog.load(Ordering::Relaxed);
             write_status(&options.status_file, &status);
             if stop.load(Ordering::Relaxed) && status.backlog == 0 {
@@ -323,7 +337,8 @@ fn annotate(decision: &mut Decision, event: &KernelEvent, compiled: &Compiled) {
         decision.message = format!("{what} by rule {rule}: {}", decision.message);
     } else if decision.effect == Effect::Deny {
         decision.message = format!(
-            "observed by the kernel layer, not enforceable there (audit only): {}",
+            "observed by the kernel layer; its maps do not stop this (audit only, unless the \
+             launcher's Landlock ruleset refused it): {}",
             decision.message
         );
     }

@@ -75,8 +75,22 @@ impl Probes {
     /// Loads the object and attaches: the syscall tracepoints (global, filtered in the kernel
     /// by cgroup id), the libssl uprobes on every `libssl` given, and `cgroup/connect4|6` on
     /// `cgroup`.
-    pub fn attach(cgroup: &Path, libssl: &[std::path::PathBuf]) -> Result<Self, EbpfError> {
-        let mut bpf = Ebpf::load(OBJECT).map_err(load_error)?;
+    /// `ring_bytes` sizes the ring buffer (a power of two, at least a page; default 16 MiB).
+    pub fn attach(
+        cgroup: &Path,
+        libssl: &[std::path::PathBuf],
+        ring_bytes: Option<u32>,
+    ) -> Result<Self, EbpfError> {
+        let mut loader = aya::EbpfLoader::new();
+        if let Some(bytes) = ring_bytes {
+            if !bytes.is_power_of_two() || bytes < 4096 {
+                return Err(EbpfError::Load(format!(
+                    "the ring buffer size must be a power of two of at least 4096 bytes, not {bytes}"
+                )));
+            }
+            loader.map_max_entries("EVENTS", bytes);
+        }
+        let mut bpf = loader.load(OBJECT).map_err(load_error)?;
         let mut programs = Vec::new();
         for (name, tp) in TRACEPOINTS {
             let hook = format!("tracepoint syscalls:{tp}");
@@ -115,22 +129,22 @@ impl Probes {
             })();
             programs.push(status(name, hook, result));
         }
-        let uprobes = [
-            ("aa_ssl_write", "SSL_write"),
-            ("aa_ssl_read", "SSL_read"),
-            ("aa_ssl_read_ret", "SSL_read"),
+        // SSL_write_ex / SSL_read_ex are what OpenSSL 3 clients such as Python's ssl call.
+        let uprobes: [(&str, &[&str], bool); 5] = [
+            ("aa_ssl_write", &["SSL_write", "SSL_write_ex"], false),
+            ("aa_ssl_read", &["SSL_read"], false),
+            ("aa_ssl_read_ret", &["SSL_read"], true),
+            ("aa_ssl_read_ex", &["SSL_read_ex"], false),
+            ("aa_ssl_read_ex_ret", &["SSL_read_ex"], true),
         ];
-        for (name, symbol) in uprobes {
-            let ret = name.ends_with("_ret");
-            let hook = format!(
-                "{} {symbol} in {}",
-                if ret { "uretprobe" } else { "uprobe" },
-                libssl
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+        for (name, symbols, ret) in uprobes {
+            let libs = libssl
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let kind = if ret { "uretprobe" } else { "uprobe" };
+            let hook = format!("{kind} {} in {libs}", symbols.join("+"));
             let result = (|| -> Result<(), String> {
                 if libssl.is_empty() {
                     return Err("no libssl found (TLS plaintext is not observed)".into());
@@ -143,12 +157,14 @@ impl Probes {
                 p.load()
                     .map_err(|e| format!("uprobe programs refused: {e}"))?;
                 for lib in libssl {
-                    p.attach(
-                        symbol,
-                        lib,
-                        aya::programs::uprobe::UProbeScope::AllProcesses,
-                    )
-                    .map_err(|e| format!("uprobe {symbol} in {}: {e}", lib.display()))?;
+                    for symbol in symbols {
+                        p.attach(
+                            *symbol,
+                            lib,
+                            aya::programs::uprobe::UProbeScope::AllProcesses,
+                        )
+                        .map_err(|e| format!("uprobe {symbol} in {}: {e}", lib.display()))?;
+                    }
                 }
                 Ok(())
             })();

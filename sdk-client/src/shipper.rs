@@ -351,10 +351,17 @@ fn write_rejected(inner: &Inner, batch: &[AuditEvent]) {
             buf.push(b'\n');
         }
     }
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&inner.rejected_path)
+    // The spill directory is created lazily: it may not exist yet.
+    let written = inner
+        .rejected_path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&inner.rejected_path)
+        })
         .and_then(|mut f| f.write_all(&buf));
     if let Err(e) = written {
         inner.lock().stats.last_error = Some(format!(

@@ -60,6 +60,7 @@ fn attach(args: EbpfAttachArgs, out: &Printer) -> Result<Status, CliError> {
         },
         force_proxy: args.force_proxy,
         status_file,
+        ring_bytes: Some(args.ring_bytes),
     };
     let stop = Arc::new(AtomicBool::new(false));
     {

@@ -9,10 +9,10 @@
 #![no_main]
 
 use aa_ebpf_common::{
-    ARG_LEN, ARGV_SLOTS, ConnectKey, ConnectRule, DATA_LEN, Event, FLAG_ENFORCED, FLAG_IPV6,
-    FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE,
-    KIND_UNLINK, PATH_LEN, PathKey, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST,
-    STAT_REFUSED, VERDICT_DENY,
+    ConnectKey, ConnectRule, Event, PathKey, ARGV_SLOTS, ARG_LEN, DATA_LEN, FLAG_ENFORCED,
+    FLAG_IPV6, FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE,
+    KIND_UNLINK, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST, STAT_REFUSED,
+    VERDICT_DENY,
 };
 use aya_ebpf::helpers::generated::{bpf_get_current_cgroup_id, bpf_send_signal};
 use aya_ebpf::helpers::{
@@ -43,6 +43,9 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
 static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static SSL_READ_BUF: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
+/// `SSL_read_ex`: the buffer and where the byte count will be written.
+#[map]
+static SSL_READ_EX: HashMap<u64, [u64; 2]> = HashMap::with_max_entries(16384, 0);
 
 #[inline(always)]
 fn in_scope() -> bool {
@@ -233,7 +236,9 @@ fn on_connect(ctx: &TracePointContext) -> Result<(), i64> {
 
 #[inline(always)]
 fn mapped(v4: [u8; 4]) -> [u8; 16] {
-    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3]]
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
+    ]
 }
 
 /// The first rule that matches: exact address and port, the address on any port, the port on
@@ -302,7 +307,11 @@ fn tls_event(kind: u32, buf: *const u8, len: u64) {
     let Some(e) = begin(kind) else { return };
     e.port = len as u32;
     let data = e.data.as_mut_ptr();
-    let n = if len >= DATA_LEN as u64 { DATA_LEN } else { (len as usize) & (DATA_LEN - 1) };
+    let n = if len >= DATA_LEN as u64 {
+        DATA_LEN
+    } else {
+        (len as usize) & (DATA_LEN - 1)
+    };
     if n < len as usize {
         e.flags |= FLAG_TRUNCATED;
     }
@@ -348,6 +357,35 @@ pub fn aa_ssl_read_ret(ctx: RetProbeContext) -> u32 {
     let ret: i32 = ctx.ret();
     if ret > 0 {
         tls_event(KIND_TLS_READ, buf as *const u8, ret as u64);
+    }
+    0
+}
+
+/// `SSL_read_ex(ssl, buf, num, &readbytes)` (OpenSSL 3; what Python's `ssl` calls).
+#[uprobe]
+pub fn aa_ssl_read_ex(ctx: ProbeContext) -> u32 {
+    if in_scope() {
+        if let (Some(buf), Some(count)) = (ctx.arg::<u64>(1), ctx.arg::<u64>(3)) {
+            let _ = SSL_READ_EX.insert(&bpf_get_current_pid_tgid(), &[buf, count], 0);
+        }
+    }
+    0
+}
+
+#[uretprobe]
+pub fn aa_ssl_read_ex_ret(ctx: RetProbeContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out immediately.
+    let Some([buf, count]) = (unsafe { SSL_READ_EX.get(&id) }).copied() else {
+        return 0;
+    };
+    let _ = SSL_READ_EX.remove(&id);
+    let ok: i32 = ctx.ret();
+    if ok == 1 {
+        // SAFETY: the helper checks the user address.
+        if let Ok(n) = unsafe { bpf_probe_read_user(count as *const u64) } {
+            tls_event(KIND_TLS_READ, buf as *const u8, n);
+        }
     }
     0
 }
