@@ -165,8 +165,11 @@ pub fn run(
                     &event,
                     &mut status,
                 );
-                // Drain what is queued before looking at the clock again.
-                while let Ok(event) = rx.try_recv() {
+                // Drain what is queued, but look at the clock at least every 100 ms.
+                let drain_until = Instant::now() + Duration::from_millis(100);
+                while Instant::now() < drain_until
+                    && let Ok(event) = rx.try_recv()
+                {
                     backlog.fetch_sub(1, Ordering::Relaxed);
                     handle(
                         &governor,
@@ -292,7 +295,8 @@ fn read_ring(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        crate::sys::wait_readable(fd, 100);
+        // The probes wake this thread only when the ring is a quarter full: poll often.
+        crate::sys::wait_readable(fd, 10);
     }
 }
 

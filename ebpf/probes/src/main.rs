@@ -80,9 +80,24 @@ fn begin(kind: u32) -> Option<&'static mut Event> {
     Some(e)
 }
 
+/// Ring buffer flags: no wake-up per event (an irq_work per event costs microseconds); the
+/// reader polls every few milliseconds, and is woken at once when a quarter of the ring is full.
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    const BPF_RB_NO_WAKEUP: u64 = 1;
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    const BPF_RB_AVAIL_DATA: u64 = 0;
+    const BPF_RB_RING_SIZE: u64 = 1;
+    if EVENTS.query(BPF_RB_AVAIL_DATA) > EVENTS.query(BPF_RB_RING_SIZE) / 4 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
 #[inline(always)]
 fn emit(e: &Event) {
-    match EVENTS.output::<Event>(e, 0) {
+    match EVENTS.output::<Event>(e, wakeup_flags()) {
         Ok(()) => count(STAT_EVENTS),
         Err(_) => count(STAT_LOST),
     }
