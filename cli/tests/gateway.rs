@@ -914,3 +914,35 @@ fn tls_gateway_serves_https_with_the_given_certificate() {
         .send();
     assert!(plain.is_err());
 }
+
+#[test]
+fn events_the_gateway_refuses_are_kept_even_before_the_spill_dir_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir(dir.path(), "permit (principal, action, resource);", None);
+    let gw = Gateway::start(&dir.path().join("gw.db"), Some(&policy));
+    let spill = dir.path().join("not-yet").join("spill");
+    let governor = aa_sdk_client::Governor::start(
+        aa_sdk_client::ClientConfig::resolve(aa_sdk_client::ConfigInput {
+            gateway_url: Some(gw.url.clone()),
+            agent_id: Some("refused".into()),
+            token: Some(ADMIN.into()),
+            spill_dir: Some(spill.clone()),
+            ..Default::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    // An empty path is invalid: decided as `invalid_input`, recorded, and refused by the gateway.
+    let bad = aa_core::Action::FileAccess {
+        path: String::new(),
+        access: aa_core::FileAccessMode::Write,
+    };
+    let d = governor.decide(&bad);
+    assert_eq!(d.reason, aa_core::Reason::InvalidInput);
+    governor.flush(Duration::from_secs(10)).unwrap();
+    let stats = governor.stats();
+    assert_eq!(stats.rejected, 1, "{stats:?}");
+    let kept = std::fs::read_to_string(spill.join("refused.rejected.jsonl")).unwrap();
+    assert_eq!(kept.lines().count(), 1);
+    governor.close(Duration::from_secs(5)).unwrap();
+}
