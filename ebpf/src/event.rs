@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use aa_core::{Action, FileAccessMode, NetProto};
 use aa_ebpf_common::{
-    ARG_LEN, ARGV_SLOTS, Event, FLAG_ENFORCED, FLAG_IPV6, FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC,
-    KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
+    ARG_LEN, ARGV_SLOTS, Event, FLAG_ENFORCED, FLAG_IPV6, FLAG_TRUNCATED, HEADER_LEN, KIND_CONNECT,
+    KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
 };
 
 const O_WRONLY: u32 = 0o1;
@@ -84,9 +84,6 @@ fn cstr(bytes: &[u8]) -> String {
 
 /// Decodes a ring buffer record; `None` for a record of the wrong size or an unknown kind.
 pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
-    if bytes.len() < std::mem::size_of::<Event>() {
-        return None;
-    }
     let e = read_event(bytes)?;
     let flags = e.flags;
     let observed = match e.kind {
@@ -161,11 +158,15 @@ fn read_event(bytes: &[u8]) -> Option<Event> {
     e.cgroup_id = u64::from_ne_bytes(bytes.get(16..24)?.try_into().ok()?);
     e.rule = u32_at(24)?;
     e.port = u32_at(28)?;
-    e.addr.copy_from_slice(bytes.get(32..48)?);
-    let path_end = 48 + aa_ebpf_common::PATH_LEN;
-    e.path.copy_from_slice(bytes.get(48..path_end)?);
-    e.data
-        .copy_from_slice(bytes.get(path_end..path_end + aa_ebpf_common::DATA_LEN)?);
+    e.addr.copy_from_slice(bytes.get(32..HEADER_LEN)?);
+    let path_end = HEADER_LEN + aa_ebpf_common::PATH_LEN;
+    e.path.copy_from_slice(bytes.get(HEADER_LEN..path_end)?);
+    // Path events (open, unlink) end after the path; the others carry the data too.
+    let short = matches!(e.kind, KIND_OPEN | KIND_UNLINK);
+    if !short {
+        e.data
+            .copy_from_slice(bytes.get(path_end..path_end + aa_ebpf_common::DATA_LEN)?);
+    }
     Some(e)
 }
 
@@ -440,5 +441,23 @@ mod tests {
     fn short_or_unknown_records_are_refused() {
         assert_eq!(decode(&[0u8; 10]), None);
         assert_eq!(decode(&vec![0u8; std::mem::size_of::<Event>()]), None);
+    }
+
+    #[test]
+    fn a_path_event_is_shorter_and_decodes() {
+        let mut rec = vec![0u8; std::mem::size_of::<aa_ebpf_common::PathEvent>()];
+        rec[0..4].copy_from_slice(&KIND_OPEN.to_ne_bytes());
+        rec[12..16].copy_from_slice(&0o101u32.to_ne_bytes()); // O_WRONLY|O_CREAT
+        rec[HEADER_LEN..HEADER_LEN + 6].copy_from_slice(b"/tmp/x");
+        let e = decode(&rec).unwrap();
+        assert_eq!(
+            e.observed,
+            Observed::Open {
+                path: "/tmp/x".into(),
+                write: true
+            }
+        );
+        rec[0..4].copy_from_slice(&KIND_EXEC.to_ne_bytes());
+        assert_eq!(decode(&rec), None, "an exec record must carry its argv");
     }
 }

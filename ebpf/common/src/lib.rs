@@ -57,6 +57,34 @@ pub struct Event {
     pub data: [u8; DATA_LEN],
 }
 
+/// The prefix of [`Event`] that path-only events (open, unlink) write: the header and the path,
+/// reserved in the ring buffer in place (no data, no copy).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PathEvent {
+    /// One of the `KIND_*` constants.
+    pub kind: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// Thread group id (the process id).
+    pub pid: u32,
+    /// `open` flags.
+    pub aux: u32,
+    /// cgroup v2 id of the acting task.
+    pub cgroup_id: u64,
+    /// Unused (0).
+    pub rule: u32,
+    /// Unused (0).
+    pub port: u32,
+    /// Unused (0).
+    pub addr: [u8; 16],
+    /// NUL-terminated path.
+    pub path: [u8; PATH_LEN],
+}
+
+/// Bytes before `path` in both [`Event`] and [`PathEvent`].
+pub const HEADER_LEN: usize = 48;
+
 /// Key of the connect rule map: an address (IPv4 mapped into IPv6, all zero for any address)
 /// and a port (0 for any port).
 #[repr(C)]

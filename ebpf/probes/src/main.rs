@@ -9,10 +9,10 @@
 #![no_main]
 
 use aa_ebpf_common::{
-    ConnectKey, ConnectRule, Event, PathKey, ARGV_SLOTS, ARG_LEN, DATA_LEN, FLAG_ENFORCED,
-    FLAG_IPV6, FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE,
-    KIND_UNLINK, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST, STAT_REFUSED,
-    VERDICT_DENY,
+    ConnectKey, ConnectRule, Event, PathEvent, PathKey, ARGV_SLOTS, ARG_LEN, DATA_LEN,
+    FLAG_ENFORCED, FLAG_IPV6, FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ,
+    KIND_TLS_WRITE, KIND_UNLINK, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST,
+    STAT_REFUSED, VERDICT_DENY,
 };
 use aya_ebpf::helpers::generated::{bpf_get_current_cgroup_id, bpf_send_signal};
 use aya_ebpf::helpers::{
@@ -196,15 +196,35 @@ pub fn aa_unlinkat(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// `openat(dfd, path, flags, …)` and `unlinkat(dfd, path, flags)`.
+/// `openat(dfd, path, flags, …)` and `unlinkat(dfd, path, flags)`: a [`PathEvent`] reserved in
+/// the ring buffer and filled in place (the most frequent event; no scratch copy).
 fn on_path(ctx: &TracePointContext, kind: u32, path_at: usize, flags_at: usize) -> Result<(), i64> {
-    let e = begin(kind).ok_or(1i64)?;
     // SAFETY: offsets of `filename`/`pathname` and `flags` in the syscall record.
     let path: *const u8 = unsafe { ctx.read_at(path_at) }?;
     let flags: u64 = unsafe { ctx.read_at(flags_at) }?;
+    let Some(mut entry) = EVENTS.reserve::<PathEvent>(0) else {
+        count(STAT_LOST);
+        return Ok(());
+    };
+    // SAFETY: the reserved record is ours until submitted; every field is written below.
+    let e = unsafe { &mut *entry.as_mut_ptr() };
+    e.kind = kind;
+    e.flags = 0;
+    e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     e.aux = flags as u32;
-    read_path(e, path);
-    emit(e);
+    // SAFETY: a helper without arguments.
+    e.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    e.rule = 0;
+    e.port = 0;
+    e.addr = [0; 16];
+    // SAFETY: the helper checks the user address.
+    match unsafe { bpf_probe_read_user_str_bytes(path, &mut e.path) } {
+        Ok(s) if s.len() >= PATH_LEN - 1 => e.flags |= FLAG_TRUNCATED,
+        Ok(_) => {}
+        Err(_) => e.path[0] = 0,
+    }
+    entry.submit(wakeup_flags());
+    count(STAT_EVENTS);
     Ok(())
 }
 
