@@ -83,6 +83,23 @@ pub struct Status {
     pub last_error: Option<String>,
 }
 
+impl Status {
+    /// Copies the kernel's counters (events, lost, killed, refused).
+    fn read_counters(&mut self, probes: &Probes) {
+        if let Ok(c) = probes.counters() {
+            (self.events, self.lost) = (c.events, c.lost);
+            (self.killed, self.refused) = (c.killed, c.refused);
+        }
+    }
+
+    /// Copies the delivery state of the records.
+    fn read_delivery(&mut self, governor: &Governor) {
+        let s = governor.stats();
+        (self.shipped, self.spilled, self.queued) = (s.shipped, s.spilled, s.queued);
+        (self.rejected, self.last_error) = (s.rejected, s.last_error);
+    }
+}
+
 /// Final counters, returned when the layer stops.
 pub type Summary = Status;
 
@@ -155,21 +172,11 @@ pub fn run(
     let mut reported_lost = 0u64;
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(event) => {
-                backlog.fetch_sub(1, Ordering::Relaxed);
-                handle(
-                    &governor,
-                    &agent,
-                    &compiled,
-                    &mut translator,
-                    &event,
-                    &mut status,
-                );
+            Ok(first) => {
                 // Drain what is queued, but look at the clock at least every 100 ms.
                 let drain_until = Instant::now() + Duration::from_millis(100);
-                while Instant::now() < drain_until
-                    && let Ok(event) = rx.try_recv()
-                {
+                let mut next = Some(first);
+                while let Some(event) = next {
                     backlog.fetch_sub(1, Ordering::Relaxed);
                     handle(
                         &governor,
@@ -179,6 +186,9 @@ pub fn run(
                         &event,
                         &mut status,
                     );
+                    next = (Instant::now() < drain_until)
+                        .then(|| rx.try_recv().ok())
+                        .flatten();
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -187,10 +197,7 @@ pub fn run(
         if last_tick.elapsed() >= Duration::from_secs(1) || stop.load(Ordering::Relaxed) {
             let elapsed = last_tick.elapsed().as_secs_f64();
             last_tick = Instant::now();
-            if let Ok(c) = probes.counters() {
-                (status.events, status.lost) = (c.events, c.lost);
-                (status.killed, status.refused) = (c.killed, c.refused);
-            }
+            status.read_counters(&probes);
             status.events_per_sec = (status.events - last_events) as f64 / elapsed.max(1e-3);
             last_events = status.events;
             if status.lost > reported_lost {
@@ -215,12 +222,7 @@ pub fn run(
                 status.notes = compiled.notes.clone();
             }
             watched = watch_tree(&mut probes, &cgroup, &watched)?;
-            let s = governor.stats();
-            status.shipped = s.shipped;
-            status.spilled = s.spilled;
-            status.queued = s.queued;
-            status.rejected = s.rejected;
-            status.last_error = s.last_error;
+            status.read_delivery(&governor);
             status.backlog = backlog.load(Ordering::Relaxed);
             write_status(&options.status_file, &status);
             if stop.load(Ordering::Relaxed) && status.backlog == 0 {
@@ -241,14 +243,9 @@ pub fn run(
             &mut status,
         );
     }
-    if let Ok(c) = probes.counters() {
-        (status.events, status.lost) = (c.events, c.lost);
-        (status.killed, status.refused) = (c.killed, c.refused);
-    }
+    status.read_counters(&probes);
     governor.close(Duration::from_secs(10))?;
-    let s = governor.stats();
-    status.shipped = s.shipped;
-    status.spilled = s.spilled;
+    status.read_delivery(&governor);
     let _ = std::fs::remove_file(&options.status_file);
     Ok(status)
 }
