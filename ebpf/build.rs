@@ -1,6 +1,10 @@
 //! Builds the kernel programs (`probes/`, aya-ebpf) for `bpfel-unknown-none` with Debian's
 //! rustc-web toolchain (`rustup toolchain link web /usr`, see scripts/setup.sh) and bpf-linker,
 //! and leaves the object in `OUT_DIR/aa-probes` for `include_bytes!`.
+//!
+//! `AA_BUILD_EBPF=0` (as aya's integration tests do with `AYA_BUILD_INTEGRATION_BPF`) leaves an
+//! empty stub object instead, so the other crates check, lint and test on a machine without
+//! the BPF toolchain; loading the stub fails with `EbpfError::NoKernelObject`.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -10,6 +14,16 @@ fn main() {
     let probes = manifest.join("probes");
     for p in ["Cargo.toml", "src", "../common/src", "../common/Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", probes.join(p).display());
+    }
+    println!("cargo:rerun-if-env-changed=AA_BUILD_EBPF");
+    if std::env::var("AA_BUILD_EBPF").is_ok_and(|v| matches!(v.as_str(), "0" | "false" | "no")) {
+        println!(
+            "cargo:warning=AA_BUILD_EBPF=0: aa-ebpf is built with an empty stub kernel object"
+        );
+        if let Err(e) = std::fs::write(out.join("aa-probes"), []) {
+            fail(&format!("cannot write the stub object: {e}"));
+        }
+        return;
     }
     let target_dir = out.join("probes-target");
     let mut cmd = Command::new("rustup");
@@ -69,7 +83,8 @@ fn main() {
 fn fail(msg: &str) -> ! {
     eprintln!(
         "aa-ebpf: {msg}\n  the kernel programs need Debian's rustc-web linked as the rustup toolchain \
-         `web`, libstd-rust-web-dev-bpf and bpf-linker: run scripts/setup.sh"
+         `web`, libstd-rust-web-dev-bpf and bpf-linker: run scripts/setup.sh \
+         (or set AA_BUILD_EBPF=0 to build with an empty stub object that cannot be loaded)"
     );
     std::process::exit(1)
 }

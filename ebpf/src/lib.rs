@@ -37,6 +37,11 @@ pub enum EbpfError {
     /// The cgroup path.
     #[error("cgroup: {0}")]
     Cgroup(String),
+    /// This build carries the empty stub object (`AA_BUILD_EBPF=0`), not the kernel programs.
+    #[error(
+        "this aasm was built without the kernel programs (AA_BUILD_EBPF=0); rebuild it with the BPF toolchain (scripts/setup.sh)"
+    )]
+    NoKernelObject,
     /// Loading the object or using its maps.
     #[error("loading the kernel programs: {0}")]
     Load(String),

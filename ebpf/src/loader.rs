@@ -81,6 +81,9 @@ impl Probes {
         libssl: &[std::path::PathBuf],
         ring_bytes: Option<u32>,
     ) -> Result<Self, EbpfError> {
+        if OBJECT.is_empty() {
+            return Err(EbpfError::NoKernelObject);
+        }
         let mut loader = aya::EbpfLoader::new();
         if let Some(bytes) = ring_bytes {
             if !bytes.is_power_of_two() || bytes < 4096 {
