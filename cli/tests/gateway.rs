@@ -946,3 +946,102 @@ fn events_the_gateway_refuses_are_kept_even_before_the_spill_dir_exists() {
     assert_eq!(kept.lines().count(), 1);
     governor.close(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn concurrent_policy_pushes_suspends_and_resumes_end_in_the_last_write_of_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        &dir.path().join("gw.db"),
+        Some(&root().join("examples/policies/permissive")),
+    );
+    const AGENTS: usize = 6;
+    const ROUNDS: u64 = 25;
+    let tokens: Vec<String> = (0..AGENTS)
+        .map(|i| gw.register(&format!("storm-{i}"), None))
+        .collect();
+    let bundle = |round: u64| json!({"files": {"p.cedar": format!("// round {round}\npermit(principal, action, resource);\n")}});
+    let gw = Arc::new(gw);
+    let last_push = std::thread::scope(|s| {
+        // Each agent flips its own kill switch at random; the last flip is its expected state.
+        let flippers: Vec<_> = (0..AGENTS)
+            .map(|i| {
+                let gw = gw.clone();
+                s.spawn(move || {
+                    let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (i as u64 + 1);
+                    let mut last = false;
+                    for _ in 0..ROUNDS {
+                        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        last = seed >> 63 == 1;
+                        let verb = if last { "suspend" } else { "resume" };
+                        let (st, v) = gw.post(
+                            &format!("/v1/agents/storm-{i}/{verb}"),
+                            Some(ADMIN),
+                            &json!({}),
+                        );
+                        assert_eq!(st, StatusCode::OK, "{v}");
+                    }
+                    last
+                })
+            })
+            .collect();
+        let pusher = {
+            let gw = gw.clone();
+            s.spawn(move || {
+                for round in 0..ROUNDS {
+                    let status = gw
+                        .req(reqwest::Method::PUT, "/v1/policy", Some(ADMIN))
+                        .json(&bundle(round))
+                        .send()
+                        .unwrap()
+                        .status();
+                    assert_eq!(status, StatusCode::OK);
+                }
+                ROUNDS - 1
+            })
+        };
+        let expected: Vec<bool> = flippers.into_iter().map(|h| h.join().unwrap()).collect();
+        (pusher.join().unwrap(), expected)
+    });
+    let (round, expected) = last_push;
+    let check = |gw: &Gateway| {
+        let doc = gw.get("/v1/policy", Some(ADMIN)).1;
+        assert_eq!(
+            doc["bundle"]["files"],
+            bundle(round)["files"],
+            "the last push is active"
+        );
+        let want: Vec<String> = (0..AGENTS)
+            .filter(|&i| expected[i])
+            .map(|i| format!("storm-{i}"))
+            .collect();
+        let got: Vec<String> = doc["bundle"]["suspended"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            got, want,
+            "the effective suspended set is the last flip of each agent"
+        );
+        let rows = gw.get("/v1/agents", Some(ADMIN)).1;
+        for (i, token) in tokens.iter().enumerate() {
+            let agent = format!("storm-{i}");
+            let row = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["agent_id"] == agent.as_str())
+                .unwrap();
+            assert_eq!(row["suspended"].as_bool(), Some(expected[i]), "{agent} row");
+            let d = gw.decide(token, &agent, tool("t"));
+            let want = if expected[i] {
+                "suspended"
+            } else {
+                "permitted"
+            };
+            assert_eq!(d["reason"], want, "{agent}: {d}");
+        }
+    };
+    check(&gw);
+    let gw = Arc::into_inner(gw).unwrap().restart();
+    check(&gw);
+}

@@ -72,6 +72,15 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::hub::HubError> for ApiError {
+    fn from(e: crate::hub::HubError) -> Self {
+        match e {
+            crate::hub::HubError::Store(e) => e.into(),
+            crate::hub::HubError::Invalid(e) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<crate::writer::WriterBusy> for ApiError {
     fn from(e: crate::writer::WriterBusy) -> Self {
         tracing::warn!(error = %e, "audit writer refused");

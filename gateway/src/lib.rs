@@ -139,7 +139,12 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
         agents.insert(row.agent_id.clone(), row);
     }
     let engine = Arc::new(Engine::new(env.clone()));
-    let hub = PolicyHub::new(engine.clone(), store.clone());
+    let suspended = agents
+        .values()
+        .filter(|a: &&store::AgentRow| a.suspended)
+        .map(|a| a.agent_id.clone())
+        .collect();
+    let hub = PolicyHub::new(engine.clone(), store.clone(), suspended);
     let state = Arc::new(AppState {
         engine,
         hub,
@@ -161,7 +166,7 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
             dir: from.clone(),
             source,
         })?;
-        match state.hub.install(bundle, state.suspended()) {
+        match state.hub.install(bundle) {
             Ok(version) => tracing::info!(%version, %from, "policy loaded"),
             Err(hub::HubError::Invalid(source)) => {
                 return Err(GatewayError::Policy { dir: from, source });

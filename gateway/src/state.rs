@@ -1,6 +1,6 @@
 //! Shared state of the running gateway.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use aa_core::{Agent, AuditRecord, Engine, Environment};
@@ -64,17 +64,6 @@ impl AppState {
             },
             None => Agent::new(agent_id),
         }
-    }
-
-    /// Ids of the suspended agents.
-    pub fn suspended(&self) -> BTreeSet<String> {
-        self.agents
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|a| a.suspended)
-            .map(|a| a.agent_id.clone())
-            .collect()
     }
 }
 

@@ -95,43 +95,48 @@ pub async fn register(
     candidate
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let existing = state
-        .agents
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&req.agent_id)
-        .cloned();
-    if existing.is_some() && !req.rotate {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!(
-                "agent `{}` is already registered (pass \"rotate\": true for a new token)",
-                req.agent_id
-            ),
-        ));
-    }
-    let token = new_token().map_err(ApiError::internal)?;
-    let row = AgentRow {
-        agent_id: req.agent_id.clone(),
-        team: req.team,
-        labels: req.labels,
-        token_hash: token_hash(&token),
-        suspended: existing.as_ref().is_some_and(|e| e.suspended),
-        created_ms: existing.map_or_else(|| state.env.now_ms(), |e| e.created_ms),
-    };
-    state.store.put_agent(&row)?;
-    state
-        .tokens
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .set_agent(&row.agent_id, &row.token_hash);
-    let info = AgentInfo::from(&row);
-    state
-        .agents
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(row.agent_id.clone(), row);
+    // Under the hub's lock: a registration racing a kill-switch flip keeps the flip, and two
+    // registrations of one id cannot both succeed.
+    let (info, token) = state.hub.with_suspended(|suspended| {
+        let existing = state
+            .agents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&req.agent_id)
+            .cloned();
+        if existing.is_some() && !req.rotate {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "agent `{}` is already registered (pass \"rotate\": true for a new token)",
+                    req.agent_id
+                ),
+            ));
+        }
+        let token = new_token().map_err(ApiError::internal)?;
+        let row = AgentRow {
+            agent_id: req.agent_id.clone(),
+            team: req.team,
+            labels: req.labels,
+            token_hash: token_hash(&token),
+            suspended: suspended.contains(&req.agent_id),
+            created_ms: existing.map_or_else(|| state.env.now_ms(), |e| e.created_ms),
+        };
+        state.store.put_agent(&row)?;
+        state
+            .tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_agent(&row.agent_id, &row.token_hash);
+        let info = AgentInfo::from(&row);
+        state
+            .agents
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.agent_id.clone(), row);
+        Ok::<_, ApiError>((info, token))
+    })?;
     tracing::info!(agent_id = %info.agent_id, "agent registered");
     Ok((StatusCode::CREATED, Json(Registered { agent: info, token })))
 }
@@ -141,21 +146,31 @@ async fn set_suspended(
     id: String,
     suspended: bool,
 ) -> ApiResult<Json<AgentInfo>> {
-    let row = {
-        let mut agents = state.agents.write().unwrap_or_else(|p| p.into_inner());
-        let row = agents
-            .get_mut(&id)
-            .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
-        row.suspended = suspended;
-        row.clone()
-    };
-    state.store.put_agent(&row)?;
-    let set = state.suspended();
     let hub_state = state.clone();
-    tokio::task::spawn_blocking(move || hub_state.hub.set_suspended(set))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let agent_id = id.clone();
+    // The row is written under the hub's lock, so rows and the effective bundle change in the
+    // same order however requests interleave.
+    let (row, _) = tokio::task::spawn_blocking(move || {
+        let st = &hub_state;
+        st.hub.set_suspended(&agent_id, suspended, || {
+            let mut row = st
+                .agents
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&agent_id)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(format!("no agent `{agent_id}`")))?;
+            row.suspended = suspended;
+            st.store.put_agent(&row)?;
+            st.agents
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(row.agent_id.clone(), row.clone());
+            Ok::<_, ApiError>(row)
+        })
+    })
+    .await
+    .map_err(ApiError::internal)??;
     state.metrics.policy_reloads.inc();
     tracing::info!(agent_id = %id, suspended, "kill switch");
     Ok(Json(AgentInfo::from(&row)))

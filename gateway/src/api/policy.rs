@@ -117,9 +117,8 @@ pub async fn put_policy(
             "`suspended` is managed with POST /v1/agents/{id}/suspend, not in the bundle",
         ));
     }
-    let suspended = state.suspended();
     let hub_state = state.clone();
-    let result = tokio::task::spawn_blocking(move || hub_state.hub.install(bundle, suspended))
+    let result = tokio::task::spawn_blocking(move || hub_state.hub.install(bundle))
         .await
         .map_err(ApiError::internal)?;
     match result {
