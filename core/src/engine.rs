@@ -12,7 +12,7 @@ use crate::audit::AuditSink;
 use crate::budget::{BudgetLedger, BudgetStatus, BudgetView};
 use crate::env::{Environment, format_ts};
 use crate::error::AuditError;
-use crate::model::{Action, Agent, AuditEvent, Decision, Effect, Layer, Outcome, Reason};
+use crate::model::{Action, Agent, AuditEvent, Decision, Effect, Layer, Outcome, Reason, Usage};
 use crate::policy::CompiledPolicy;
 use crate::policy::fast::FastRequest;
 use crate::policy::index::PolicyIndex;
@@ -371,27 +371,61 @@ impl Engine {
         decision: &Decision,
         mut outcome: Outcome,
     ) -> Result<(), AuditError> {
-        if let Some(policy) = self.policy.load().as_ref()
-            && let Some(usage) = outcome.usage.as_mut()
-        {
-            let model = match action {
-                Action::ModelCall { model, .. } => Some(model.as_str()),
-                _ => None,
-            };
-            let cost = policy.prices().cost_micros(model, usage);
+        if let Some(usage) = outcome.usage.as_mut() {
+            let priced = self.charge_usage(agent, action, usage);
             if usage.cost_usd.is_none() {
-                usage.cost_usd = policy.prices().cost_usd(model, usage);
+                usage.cost_usd = priced;
             }
-            self.ledger.charge_usage(
-                &policy.budgets().rules,
-                agent,
-                action.kind(),
-                usage.total_tokens(),
-                cost.unwrap_or(0),
-                self.env.now_ms(),
-            );
         }
         self.record(agent, action, layer, decision, Some(outcome))
+    }
+
+    /// Charges what another process reports (the gateway's `/v1/events`), once per event: an
+    /// allowed decision made elsewhere counts as a call; an outcome's usage is charged as
+    /// [`Engine::report`] charges it.
+    pub fn charge_reported(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        decision: &Decision,
+        outcome: Option<&Outcome>,
+    ) {
+        match outcome {
+            None if decision.effect == Effect::Allow => {
+                if let Some(policy) = self.policy.load().as_ref() {
+                    let now = self.env.now_ms();
+                    let rules = &policy.budgets().rules;
+                    self.ledger.record_call(rules, agent, action.kind(), now);
+                }
+            }
+            Some(Outcome {
+                usage: Some(usage), ..
+            }) => {
+                self.charge_usage(agent, action, usage);
+            }
+            _ => {}
+        }
+    }
+
+    /// Charges `usage` (tokens, and its cost from the price table) to the budgets: the one
+    /// charge path. Returns the price-table cost in USD, if the model is priced.
+    fn charge_usage(&self, agent: &Agent, action: &Action, usage: &Usage) -> Option<f64> {
+        let guard = self.policy.load();
+        let policy = guard.as_ref()?;
+        let model = match action {
+            Action::ModelCall { model, .. } => Some(model.as_str()),
+            _ => None,
+        };
+        let cost = policy.prices().cost_micros(model, usage);
+        self.ledger.charge_usage(
+            &policy.budgets().rules,
+            agent,
+            action.kind(),
+            usage.total_tokens(),
+            cost.unwrap_or(0),
+            self.env.now_ms(),
+        );
+        policy.prices().cost_usd(model, usage)
     }
 
     /// Writes a decision made with [`Engine::evaluate`] or [`Engine::preview`] to the audit sink
@@ -461,12 +495,7 @@ impl Engine {
     }
 
     fn unavailable(&self, message: String, version: Option<String>) -> Decision {
-        let mut d = self.decision(Effect::Deny, Reason::Unavailable, message, version);
-        if self.fail_open {
-            d.effect = Effect::Allow;
-            d.fail_open = true;
-        }
-        d
+        Decision::unavailable(self.env.new_id(), message, version, self.fail_open)
     }
 }
 

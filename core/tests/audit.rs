@@ -269,3 +269,53 @@ fn the_engine_writes_decisions_and_outcomes_to_the_file() {
     assert_eq!(records[2].decision.policy_ids, vec!["no-sh".to_owned()]);
     assert!(verify(text.as_bytes()).ok);
 }
+
+/// A written file split as a gateway's store keeps it: record lines, and checkpoints apart.
+fn split(bytes: &[u8]) -> (Vec<Vec<u8>>, Vec<Checkpoint>) {
+    let mut records = Vec::new();
+    let mut checkpoints = Vec::new();
+    for (range, is_record) in lines(bytes) {
+        let line = bytes[range].to_vec();
+        if is_record {
+            records.push(line);
+        } else {
+            let l: AuditLine = serde_json::from_slice(&line).unwrap();
+            match l {
+                AuditLine::Checkpoint { checkpoint } => checkpoints.push(checkpoint),
+                AuditLine::Record(_) => unreachable!(),
+            }
+        }
+    }
+    (records, checkpoints)
+}
+
+fn verify_detached(records: &[Vec<u8>], checkpoints: Vec<Checkpoint>) -> VerifyReport {
+    let mut v = Verifier::new(VerifyOptions::default()).with_checkpoints(checkpoints);
+    for (i, line) in records.iter().enumerate() {
+        v.push_line(line, i as u64 + 1);
+    }
+    v.finish()
+}
+
+#[test]
+fn checkpoints_kept_apart_from_the_records_are_checked_as_the_chain_reaches_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    write_log(&path, 25, 10);
+    let (records, mut checkpoints) = split(&std::fs::read(&path).unwrap());
+    assert_eq!((records.len(), checkpoints.len()), (25, 3));
+    // In any order they are given.
+    checkpoints.reverse();
+    let report = verify_detached(&records, checkpoints.clone());
+    assert!(report.ok, "{report:?}");
+    assert_eq!((report.checkpoints, report.sealed_seq), (3, 25));
+    // A deleted tail is caught by the checkpoint beyond the last record.
+    let report = verify_detached(&records[..24], checkpoints.clone());
+    assert!(!report.ok);
+    assert_eq!(report.failure.unwrap().kind, FailureKind::MissingRecords);
+    // A checkpoint naming another hash is caught.
+    let mut forged = checkpoints;
+    forged[1].hash = "0".repeat(64);
+    let report = verify_detached(&records, forged);
+    assert!(!report.ok);
+}

@@ -58,7 +58,7 @@ impl Shared {
             let agent = agent.clone();
             tokio::task::spawn_blocking(move || g.decide_as(&agent, &action, Layer::Proxy))
                 .await
-                .unwrap_or_else(|e| unavailable(&e.to_string()))
+                .unwrap_or_else(|e| self.governor.unavailable(e.to_string()))
         } else {
             self.governor.decide_as(agent, &action, Layer::Proxy)
         }
@@ -82,19 +82,6 @@ impl Shared {
         tokio::task::spawn_blocking(move || identities.resolve(header.as_deref()))
             .await
             .unwrap_or_else(|e| Err(IdentityError::Refused(e.to_string())))
-    }
-}
-
-fn unavailable(message: &str) -> Decision {
-    Decision {
-        budget: None,
-        decision_id: String::new(),
-        effect: aa_core::Effect::Deny,
-        fail_open: false,
-        message: message.to_owned(),
-        policy_ids: Vec::new(),
-        policy_version: None,
-        reason: aa_core::Reason::Unavailable,
     }
 }
 

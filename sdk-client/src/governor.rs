@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aa_core::audit::{AuditLog, AuditLogOptions, AuditSink};
-use aa_core::{Action, Agent, Decision, Effect, Engine, Layer, Outcome, Reason, SystemEnv};
+use aa_core::{Action, Agent, Decision, Engine, Layer, Outcome, SystemEnv};
 
 use crate::http::{GatewayHttp, HttpError};
 use crate::shipper::Shipper;
@@ -166,21 +166,14 @@ impl Governor {
     }
 
     fn unreachable(&self, e: HttpError) -> Decision {
-        let message = format!("the gateway could not decide: {e}");
-        Decision {
-            budget: None,
-            decision_id: aa_core::Environment::new_id(self.engine.env().as_ref()),
-            effect: if self.config.fail_open {
-                Effect::Allow
-            } else {
-                Effect::Deny
-            },
-            fail_open: self.config.fail_open,
-            message,
-            policy_ids: Vec::new(),
-            policy_version: None,
-            reason: Reason::Unavailable,
-        }
+        self.unavailable(format!("the gateway could not decide: {e}"))
+    }
+
+    /// The answer when no decision could be made: denied with `unavailable`, or allowed and
+    /// marked when the configuration fails open.
+    pub fn unavailable(&self, message: impl Into<String>) -> Decision {
+        let id = aa_core::Environment::new_id(self.engine.env().as_ref());
+        Decision::unavailable(id, message, None, self.config.fail_open)
     }
 
     /// Records what happened after an allowed action ran (charges usage locally in local and

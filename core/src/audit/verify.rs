@@ -109,6 +109,8 @@ pub struct Verifier {
     failure: Option<VerifyFailure>,
     scratch: Vec<u8>,
     canon: Vec<u8>,
+    /// Checkpoints kept apart from the records (a store), checked as the chain reaches them.
+    detached: VecDeque<Checkpoint>,
 }
 
 impl Verifier {
@@ -126,7 +128,17 @@ impl Verifier {
             failure: None,
             scratch: Vec::with_capacity(1024),
             canon: Vec::with_capacity(1024),
+            detached: VecDeque::new(),
         }
+    }
+
+    /// Also checks `checkpoints` (kept apart from the records, as a gateway's store keeps them):
+    /// each one as soon as the chain reaches its seq, and those beyond the last record at
+    /// [`Verifier::finish`], where they show that records went missing.
+    pub fn with_checkpoints(mut self, mut checkpoints: Vec<Checkpoint>) -> Self {
+        checkpoints.sort_by_key(|cp| cp.seq);
+        self.detached = checkpoints.into();
+        self
     }
 
     /// A verifier for a chain whose records before `seq + 1` were checked elsewhere (paging).
@@ -257,6 +269,11 @@ impl Verifier {
             self.recent.pop_front();
         }
         self.recent.push_back((seq, hash));
+        while self.detached.front().is_some_and(|cp| cp.seq <= seq) {
+            if let Some(cp) = self.detached.pop_front() {
+                self.push_checkpoint(&cp, 0);
+            }
+        }
     }
 
     /// Checks one checkpoint against the records seen so far.
@@ -333,6 +350,9 @@ impl Verifier {
 
     /// The verdict.
     pub fn finish(mut self) -> VerifyReport {
+        while let Some(cp) = self.detached.pop_front() {
+            self.push_checkpoint(&cp, 0);
+        }
         if self.options.strict && self.failure.is_none() && self.sealed_seq < self.last_seq {
             let detail = format!(
                 "records {}..{} are not covered by a signed checkpoint",

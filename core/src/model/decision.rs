@@ -102,6 +102,31 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// No decision could be made (no policy, the gateway unreachable, the audit log
+    /// unwritable): denied with [`Reason::Unavailable`], or allowed and marked `fail_open` when
+    /// the caller opted into failing open. Every layer builds this answer here.
+    pub fn unavailable(
+        decision_id: String,
+        message: impl Into<String>,
+        policy_version: Option<String>,
+        fail_open: bool,
+    ) -> Self {
+        Decision {
+            budget: None,
+            decision_id,
+            effect: if fail_open {
+                Effect::Allow
+            } else {
+                Effect::Deny
+            },
+            fail_open,
+            message: message.into(),
+            policy_ids: Vec::new(),
+            policy_version,
+            reason: Reason::Unavailable,
+        }
+    }
+
     /// True for `allow`.
     pub fn is_allowed(&self) -> bool {
         self.effect == Effect::Allow

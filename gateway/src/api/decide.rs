@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aa_core::cases::AgentSpec;
-use aa_core::{Action, Decision, Effect, Layer, Reason};
+use aa_core::{Action, Decision, Layer};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -64,14 +64,12 @@ pub async fn decide(
         .event(&agent, &req.action, layer, &decision, None);
     if let Err(e) = state.writer.enqueue(event) {
         // No audit record, no action: fail closed.
-        decision = Decision {
-            effect: Effect::Deny,
-            reason: Reason::Unavailable,
-            message: format!("the decision cannot be recorded: {e}"),
-            policy_ids: Vec::new(),
-            budget: None,
-            ..decision
-        };
+        decision = Decision::unavailable(
+            decision.decision_id,
+            format!("the decision cannot be recorded: {e}"),
+            decision.policy_version,
+            false,
+        );
     }
     state
         .metrics

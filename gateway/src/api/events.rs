@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aa_core::{Action, AuditEvent, Effect};
+use aa_core::AuditEvent;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -63,42 +63,19 @@ pub async fn ingest(
     let events = req.events;
     let acks = state.writer.append(events.clone()).await?;
     let mut accepted = 0;
-    let now = state.env.now_ms();
-    let policy = state.engine.policy();
     for (event, ack) in events.iter().zip(&acks) {
         if ack.duplicate {
             continue;
         }
         accepted += 1;
         // Charge what the layers report, once: calls decided locally, usage after the fact.
-        if let Some(policy) = &policy {
-            let rules = &policy.budgets().rules;
-            let agent = state.agent(&event.agent_id);
-            let kind = event.action.kind();
-            match &event.outcome {
-                None if event.decision.effect == Effect::Allow => {
-                    state.engine.ledger().record_call(rules, &agent, kind, now);
-                }
-                Some(outcome) => {
-                    if let Some(usage) = &outcome.usage {
-                        let model = match &event.action {
-                            Action::ModelCall { model, .. } => Some(model.as_str()),
-                            _ => None,
-                        };
-                        let cost = policy.prices().cost_micros(model, usage).unwrap_or(0);
-                        state.engine.ledger().charge_usage(
-                            rules,
-                            &agent,
-                            kind,
-                            usage.total_tokens(),
-                            cost,
-                            now,
-                        );
-                    }
-                }
-                None => {}
-            }
-        }
+        let agent = state.agent(&event.agent_id);
+        state.engine.charge_reported(
+            &agent,
+            &event.action,
+            &event.decision,
+            event.outcome.as_ref(),
+        );
     }
     let duplicates = acks.len() - accepted;
     state.metrics.events_ingested.inc_by(accepted as u64);
