@@ -256,7 +256,7 @@ impl Engine {
         };
         let verdict = match verdict {
             Ok(v) => v,
-            Err(message) => return self.unavailable(message, version),
+            Err(e) => return self.unavailable(e.to_string(), version),
         };
 
         if !verdict.forbids.is_empty() {
@@ -322,13 +322,13 @@ impl Engine {
         layer: Layer,
         budget: BudgetView,
         now: i64,
-    ) -> Result<Verdict, String> {
-        let n = names().ok_or("Cedar names failed to initialise")?;
+    ) -> Result<Verdict, Unmappable> {
+        let n = names().ok_or(Unmappable::Names)?;
         let req = request::build(n, agent, action, layer, &budget, now)
-            .map_err(|e| format!("cannot map the action: {}", e.0))?;
+            .map_err(|e| Unmappable::Action(e.0))?;
         let cedar_request =
             Request::new(req.principal, req.action, req.resource, req.context, None)
-                .map_err(|e| format!("cannot build the request: {e}"))?;
+                .map_err(|e| Unmappable::Request(e.to_string()))?;
         let response = Authorizer::new().is_authorized(&cedar_request, set, &req.entities);
         let mut determining: Vec<String> = response
             .diagnostics()
@@ -497,6 +497,17 @@ impl Engine {
     fn unavailable(&self, message: String, version: Option<String>) -> Decision {
         Decision::unavailable(self.env.new_id(), message, version, self.fail_open)
     }
+}
+
+/// Why an action could not be put to Cedar (the decision is then `unavailable`).
+#[derive(Debug, thiserror::Error)]
+enum Unmappable {
+    #[error("Cedar names failed to initialise")]
+    Names,
+    #[error("cannot map the action: {0}")]
+    Action(String),
+    #[error("cannot build the request: {0}")]
+    Request(String),
 }
 
 /// Which policies were satisfied, and which forbids raised an error.

@@ -67,6 +67,32 @@ const TRACEPOINTS: [(&str, &str); 4] = [
     ("aa_connect", "sys_enter_connect"),
 ];
 
+/// Why one program was not attached (the others keep running); reported in its status.
+#[derive(Debug, thiserror::Error)]
+enum AttachError {
+    #[error("missing from the object")]
+    Missing,
+    #[error("{0}")]
+    WrongType(aya::programs::ProgramError),
+    #[error("{what} refused: {source}")]
+    Refused {
+        what: String,
+        source: aya::programs::ProgramError,
+    },
+    #[error("{}: {source}", path.display())]
+    Cgroup {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no libssl found (TLS plaintext is not observed)")]
+    NoLibssl,
+}
+
+fn refused(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> AttachError {
+    let what = what.into();
+    move |source| AttachError::Refused { what, source }
+}
+
 fn load_error(e: impl std::fmt::Display) -> EbpfError {
     EbpfError::Load(e.to_string())
 }
@@ -97,37 +123,35 @@ impl Probes {
         let mut programs = Vec::new();
         for (name, tp) in TRACEPOINTS {
             let hook = format!("tracepoint syscalls:{tp}");
-            let result = (|| -> Result<(), String> {
+            let result = (|| -> Result<(), AttachError> {
                 let p: &mut TracePoint = bpf
                     .program_mut(name)
-                    .ok_or("missing from the object")?
+                    .ok_or(AttachError::Missing)?
                     .try_into()
-                    .map_err(|e| format!("{e}"))?;
-                p.load()
-                    .map_err(|e| format!("tracepoint programs refused: {e}"))?;
+                    .map_err(AttachError::WrongType)?;
+                p.load().map_err(refused("tracepoint programs"))?;
                 p.attach("syscalls", tp)
-                    .map_err(|e| format!("tracepoint {tp}: {e}"))?;
+                    .map_err(refused(format!("tracepoint {tp}")))?;
                 Ok(())
             })();
             programs.push(status(name, hook, result));
         }
         for (name, attach) in [("aa_connect4", "connect4"), ("aa_connect6", "connect6")] {
             let hook = format!("cgroup/{attach} {}", cgroup.display());
-            let result = (|| -> Result<(), String> {
-                let file = File::open(cgroup).map_err(|e| format!("{}: {e}", cgroup.display()))?;
+            let result = (|| -> Result<(), AttachError> {
+                let file = File::open(cgroup).map_err(|source| AttachError::Cgroup {
+                    path: cgroup.to_path_buf(),
+                    source,
+                })?;
                 let p: &mut CgroupSockAddr = bpf
                     .program_mut(name)
-                    .ok_or("missing from the object")?
+                    .ok_or(AttachError::Missing)?
                     .try_into()
-                    .map_err(|e| format!("{e}"))?;
+                    .map_err(AttachError::WrongType)?;
                 p.load()
-                    .map_err(|e| format!("cgroup/{attach} programs refused: {e}"))?;
-                p.attach(file, CgroupAttachMode::Single).map_err(|e| {
-                    format!(
-                        "cgroup-BPF attach refused: {e}: {:?}",
-                        std::error::Error::source(&e)
-                    )
-                })?;
+                    .map_err(refused(format!("cgroup/{attach} programs")))?;
+                p.attach(file, CgroupAttachMode::Single)
+                    .map_err(refused("cgroup-BPF attach"))?;
                 Ok(())
             })();
             programs.push(status(name, hook, result));
@@ -148,17 +172,16 @@ impl Probes {
                 .join(", ");
             let kind = if ret { "uretprobe" } else { "uprobe" };
             let hook = format!("{kind} {} in {libs}", symbols.join("+"));
-            let result = (|| -> Result<(), String> {
+            let result = (|| -> Result<(), AttachError> {
                 if libssl.is_empty() {
-                    return Err("no libssl found (TLS plaintext is not observed)".into());
+                    return Err(AttachError::NoLibssl);
                 }
                 let p: &mut UProbe = bpf
                     .program_mut(name)
-                    .ok_or("missing from the object")?
+                    .ok_or(AttachError::Missing)?
                     .try_into()
-                    .map_err(|e| format!("{e}"))?;
-                p.load()
-                    .map_err(|e| format!("uprobe programs refused: {e}"))?;
+                    .map_err(AttachError::WrongType)?;
+                p.load().map_err(refused("uprobe programs"))?;
                 for lib in libssl {
                     for symbol in symbols {
                         p.attach(
@@ -166,7 +189,7 @@ impl Probes {
                             lib,
                             aya::programs::uprobe::UProbeScope::AllProcesses,
                         )
-                        .map_err(|e| format!("uprobe {symbol} in {}: {e}", lib.display()))?;
+                        .map_err(refused(format!("uprobe {symbol} in {}", lib.display())))?;
                     }
                 }
                 Ok(())
@@ -293,7 +316,7 @@ impl Probes {
     }
 }
 
-fn status(name: &str, hook: String, result: Result<(), String>) -> ProgramStatus {
+fn status(name: &str, hook: String, result: Result<(), AttachError>) -> ProgramStatus {
     if let Err(e) = &result {
         tracing::warn!(program = name, %hook, error = %e, "program not attached; the others keep running");
     }
@@ -301,7 +324,14 @@ fn status(name: &str, hook: String, result: Result<(), String>) -> ProgramStatus
         name: name.to_owned(),
         hook,
         attached: result.is_ok(),
-        error: result.err(),
+        // The kernel's reason (errno) is in the error's source: keep the whole chain.
+        error: result.err().map(|e| match std::error::Error::source(&e) {
+            Some(inner) => match inner.source() {
+                Some(root) => format!("{e}: {root}"),
+                None => e.to_string(),
+            },
+            None => e.to_string(),
+        }),
     }
 }
 

@@ -32,9 +32,9 @@ pub struct Ack {
 enum Job {
     Append {
         events: Vec<AuditEvent>,
-        reply: Option<oneshot::Sender<Result<Vec<Ack>, String>>>,
+        reply: Option<oneshot::Sender<Result<Vec<Ack>, WriterBusy>>>,
     },
-    Checkpoint(oneshot::Sender<Result<(), String>>),
+    Checkpoint(oneshot::Sender<Result<(), WriterBusy>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -45,10 +45,24 @@ pub struct Writer {
     metrics: Arc<Metrics>,
 }
 
-/// The writer's queue is full or the writer is gone.
-#[derive(Debug, thiserror::Error)]
-#[error("audit writer unavailable: {0}")]
-pub struct WriterBusy(pub String);
+/// Why the writer did not take or commit events: its queue is full, it is gone, or the store
+/// (or the chain) failed. Cloned to every job of a failed batch.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriterBusy {
+    /// The queue is full: the caller fails closed or retries.
+    #[error("audit writer unavailable: the audit queue is full")]
+    QueueFull,
+    /// The writer thread stopped.
+    #[error("audit writer unavailable: the writer stopped")]
+    Stopped,
+    /// The store refused the batch (rolled back).
+    #[error("audit writer unavailable: {0}")]
+    Store(Arc<StoreError>),
+    /// A record or checkpoint could not be built.
+    #[error("audit writer unavailable: {0}")]
+    Audit(Arc<aa_core::AuditError>),
+}
 
 impl Writer {
     /// Starts the writer over `store`, continuing its chain.
@@ -87,9 +101,7 @@ impl Writer {
             events,
             reply: Some(tx),
         })?;
-        rx.await
-            .map_err(|_| WriterBusy("the writer stopped".into()))?
-            .map_err(WriterBusy)
+        rx.await.map_err(|_| WriterBusy::Stopped)?
     }
 
     /// Queues one event without waiting for it (decisions made by the gateway). Fails when the
@@ -105,9 +117,7 @@ impl Writer {
     pub async fn checkpoint(&self) -> Result<(), WriterBusy> {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Checkpoint(tx))?;
-        rx.await
-            .map_err(|_| WriterBusy("the writer stopped".into()))?
-            .map_err(WriterBusy)
+        rx.await.map_err(|_| WriterBusy::Stopped)?
     }
 
     /// Drains the queue, writes the closing checkpoint and stops the thread.
@@ -127,8 +137,8 @@ impl Writer {
                 self.metrics.writer_queue.inc();
                 Ok(())
             }
-            Err(TrySendError::Full(_)) => Err(WriterBusy("the audit queue is full".into())),
-            Err(TrySendError::Disconnected(_)) => Err(WriterBusy("the writer stopped".into())),
+            Err(TrySendError::Full(_)) => Err(WriterBusy::QueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(WriterBusy::Stopped),
         }
     }
 }
@@ -144,7 +154,7 @@ struct State {
     records: broadcast::Sender<Arc<AuditRecord>>,
 }
 
-type Reply = Option<oneshot::Sender<Result<Vec<Ack>, String>>>;
+type Reply = Option<oneshot::Sender<Result<Vec<Ack>, WriterBusy>>>;
 
 impl State {
     fn run(mut self, rx: Receiver<Job>) {
@@ -201,7 +211,7 @@ impl State {
         }
     }
 
-    fn checkpoint(&mut self) -> Result<(), String> {
+    fn checkpoint(&mut self) -> Result<(), WriterBusy> {
         if self.since_checkpoint == 0 {
             return Ok(());
         }
@@ -212,10 +222,10 @@ impl State {
                 self.chain.last_hash(),
                 &format_ts(self.env.now_ms()),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| WriterBusy::Audit(Arc::new(e)))?;
         self.store.put_checkpoint(&cp).map_err(|e| {
             self.metrics.store_errors.inc();
-            e.to_string()
+            WriterBusy::Store(Arc::new(e))
         })?;
         self.since_checkpoint = 0;
         Ok(())
@@ -260,13 +270,15 @@ impl State {
     fn link_and_store(
         &mut self,
         batch: &[(Vec<AuditEvent>, Reply)],
-    ) -> Result<Vec<Vec<Ack>>, String> {
+    ) -> Result<Vec<Vec<Ack>>, WriterBusy> {
         let ids: Vec<&str> = batch
             .iter()
             .flat_map(|(e, _)| e.iter().map(|e| e.id.as_str()))
             .collect();
-        let mut known: HashMap<String, u64> =
-            self.store.seqs_of(&ids).map_err(|e| e.to_string())?;
+        let mut known: HashMap<String, u64> = self
+            .store
+            .seqs_of(&ids)
+            .map_err(|e| WriterBusy::Store(Arc::new(e)))?;
         let start = self.chain.clone();
         let mut rows: Vec<(AuditRecord, Vec<u8>)> = Vec::new();
         let mut acks = Vec::with_capacity(batch.len());
@@ -286,7 +298,7 @@ impl State {
                     Ok(r) => r,
                     Err(e) => {
                         self.chain = start;
-                        return Err(e.to_string());
+                        return Err(WriterBusy::Audit(Arc::new(e)));
                     }
                 };
                 known.insert(record.id.clone(), record.seq);
@@ -302,7 +314,7 @@ impl State {
         if !rows.is_empty() {
             if let Err(e) = self.store.append(&rows) {
                 self.chain = start;
-                return Err(e.to_string());
+                return Err(WriterBusy::Store(Arc::new(e)));
             }
             self.since_checkpoint += rows.len() as u64;
             self.metrics

@@ -161,14 +161,19 @@ fn proxy_auth_required(e: &IdentityError) -> Response<Body> {
     r
 }
 
+/// A body that could not be read for inspection.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the body: {0}")]
+struct BodyError(Box<dyn std::error::Error + Send + Sync>);
+
 /// Reads a whole body, refusing more than `limit` bytes.
-async fn collect(body: Body, limit: usize) -> Result<Bytes, String> {
+async fn collect(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let limited = http_body_util::Limited::new(body, limit);
     limited
         .collect()
         .await
         .map(|c| c.to_bytes())
-        .map_err(|e| format!("cannot read the body: {e}"))
+        .map_err(BodyError)
 }
 
 fn outcome(
@@ -299,8 +304,11 @@ impl HttpHandler for GovernHandler {
             let bytes = match collect(body, shared.config.max_inspect).await {
                 Ok(b) => b,
                 Err(e) => {
-                    return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": e }))
-                        .into();
+                    return json_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        json!({ "error": e.to_string() }),
+                    )
+                    .into();
                 }
             };
             if let Some(provider) = shared.config.llm_provider(&host, port)
@@ -395,7 +403,12 @@ impl HttpHandler for GovernHandler {
             let (mut parts, body) = res.into_parts();
             let bytes = match collect(body, shared.config.max_inspect).await {
                 Ok(b) => b,
-                Err(e) => return json_response(StatusCode::BAD_GATEWAY, json!({ "error": e })),
+                Err(e) => {
+                    return json_response(
+                        StatusCode::BAD_GATEWAY,
+                        json!({ "error": e.to_string() }),
+                    );
+                }
             };
             let governor = shared.governor.clone();
             let mut allowed = |tool: &str| {

@@ -70,19 +70,37 @@ impl Signer {
     }
 }
 
+/// Why a checkpoint's signature does not check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// `public_key` is not 32 hex-encoded bytes, or not a valid Ed25519 point.
+    #[error("public_key is not a valid Ed25519 key (32 hex-encoded bytes)")]
+    BadPublicKey,
+    /// `signature` is not 64 hex-encoded bytes.
+    #[error("signature is not 64 hex-encoded bytes")]
+    BadSignatureEncoding,
+    /// The signed payload cannot be built from the checkpoint's fields.
+    #[error("cannot build the signed payload: {0}")]
+    Payload(String),
+    /// The signature is well-formed but does not verify.
+    #[error("signature does not verify")]
+    Mismatch,
+}
+
 /// Checks a checkpoint's signature against the key it names.
-pub fn verify_checkpoint(cp: &Checkpoint) -> Result<(), String> {
+pub fn verify_checkpoint(cp: &Checkpoint) -> Result<(), CheckpointError> {
     let key_bytes: [u8; 32] = hex::decode(&cp.public_key)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or("public_key is not 32 hex-encoded bytes")?;
-    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|e| format!("bad public key: {e}"))?;
+        .ok_or(CheckpointError::BadPublicKey)?;
+    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| CheckpointError::BadPublicKey)?;
     let sig_bytes: [u8; 64] = hex::decode(&cp.signature)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or("signature is not 64 hex-encoded bytes")?;
-    let payload =
-        checkpoint_payload(cp.seq, &cp.hash, &cp.ts, &cp.public_key).map_err(|e| e.to_string())?;
+        .ok_or(CheckpointError::BadSignatureEncoding)?;
+    let payload = checkpoint_payload(cp.seq, &cp.hash, &cp.ts, &cp.public_key)
+        .map_err(|e| CheckpointError::Payload(e.to_string()))?;
     key.verify_strict(&payload, &Signature::from_bytes(&sig_bytes))
-        .map_err(|_| "signature does not verify".to_owned())
+        .map_err(|_| CheckpointError::Mismatch)
 }

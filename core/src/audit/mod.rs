@@ -13,7 +13,7 @@ mod verify;
 mod writer;
 
 pub use chain::{Chain, record_hash};
-pub use checkpoint::{Signer, checkpoint_payload, verify_checkpoint};
+pub use checkpoint::{CheckpointError, Signer, checkpoint_payload, verify_checkpoint};
 #[cfg(feature = "os")]
 pub use file::{AuditLog, AuditLogOptions, FsyncPolicy, load_or_create_key};
 pub use sink::{AuditSink, MemorySink};

@@ -21,12 +21,12 @@ pub const SCHEMA_TEXT: &str = include_str!("../../schema/agent-assembly.cedarsch
 const SCHEMA_FILE: &str = "agent-assembly.cedarschema";
 
 pub(crate) fn schema() -> Result<&'static Schema, PolicyError> {
-    static SCHEMA: OnceLock<Result<Schema, String>> = OnceLock::new();
+    static SCHEMA: OnceLock<Result<Schema, Box<cedar_policy::CedarSchemaError>>> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
             Schema::from_cedarschema_str(SCHEMA_TEXT)
                 .map(|(s, _warnings)| s)
-                .map_err(|e| e.to_string())
+                .map_err(Box::new)
         })
         .as_ref()
         .map_err(|e| {
