@@ -305,3 +305,31 @@ fn the_published_openapi_is_current() {
         "docs/openapi.yaml is stale: run `aasm schema openapi > docs/openapi.yaml`"
     );
 }
+
+#[test]
+fn a_database_url_the_gateway_cannot_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aasm"))
+        .args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            "postgres://aa@localhost/aa",
+        ])
+        .env("AA_ADMIN_TOKEN", "test-admin-token-0123456789")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("postgres://aa@localhost/aa") && err.contains("SQLite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing created in the working directory"
+    );
+}

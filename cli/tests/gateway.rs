@@ -1045,3 +1045,61 @@ fn concurrent_policy_pushes_suspends_and_resumes_end_in_the_last_write_of_each()
     let gw = Arc::into_inner(gw).unwrap().restart();
     check(&gw);
 }
+
+#[test]
+fn budget_usage_survives_sigterm_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir(
+        dir.path(),
+        "permit(principal, action, resource);",
+        Some("[[budget]]\nname = \"three\"\nwindow = \"total\"\ncalls = 3\n"),
+    );
+    let db = dir.path().join("gw.db");
+    let gw = Gateway::start(&db, Some(&policy));
+    let token = gw.register("thrifty", None);
+    let allowed = |gw: &Gateway| gw.decide(&token, "thrifty", tool("t"))["effect"] == "allow";
+    assert!(allowed(&gw) && allowed(&gw));
+    // SIGTERM: two calls spent stay spent.
+    let gw = gw.restart();
+    assert!(allowed(&gw), "the third call");
+    let d = gw.decide(&token, "thrifty", tool("t"));
+    assert_eq!(
+        (d["effect"].as_str(), d["budget"].as_str()),
+        (Some("deny"), Some("three"))
+    );
+    // kill -9 right after the answers: what the answers allowed was durable before they left.
+    let mut gw = gw;
+    gw.signal(libc::SIGKILL);
+    let gw = Gateway::start(&db, None);
+    let d = gw.decide(&token, "thrifty", tool("t"));
+    assert_eq!(
+        d["budget"], "three",
+        "a restart after kill -9 gives no call back: {d}"
+    );
+
+    // A call decided locally by a layer and reported as an event is charged in the same
+    // transaction that stores it: acknowledged = charged, across kill -9.
+    let other = gw.register("reporter", None);
+    for i in 0..3 {
+        let event = json!({"events": [{"id": format!("local-{i}"), "ts": "2026-01-05T12:00:00.000Z",
+            "agent_id": "reporter", "layer": "sdk", "action": tool("t"),
+            "decision": {"effect": "allow", "reason": "permitted", "message": "m", "policy_ids": [], "decision_id": format!("d{i}")}}]});
+        assert_eq!(
+            gw.post("/v1/events", Some(&other), &event).0,
+            StatusCode::OK
+        );
+    }
+    let mut gw = gw;
+    gw.signal(libc::SIGKILL);
+    let gw = Gateway::start(&db, None);
+    let d = gw.decide(&other, "reporter", tool("t"));
+    assert_eq!(d["budget"], "three", "{d}");
+    let budgets = gw.get("/v1/budgets", Some(ADMIN)).1;
+    let used: Vec<u64> = budgets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["calls_used"].as_u64().unwrap())
+        .collect();
+    assert_eq!(used, vec![3, 3], "{budgets}");
+}

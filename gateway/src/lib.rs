@@ -89,6 +89,11 @@ pub enum GatewayError {
         /// The diagnostics.
         source: aa_core::PolicyError,
     },
+    /// `--db` names a database this build cannot use (a URL rather than a SQLite file path).
+    #[error(
+        "--db {0}: this gateway stores to a SQLite file (give a path); PostgreSQL and other URLs are not supported yet"
+    )]
+    UnsupportedDb(String),
     /// Files, sockets, TLS material.
     #[error("{what}: {source}")]
     Io {
@@ -106,6 +111,11 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GatewayError {
 
 /// Opens the store, the key, the registry and the policy: everything but the listener.
 pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError> {
+    let db = config.db.to_string_lossy();
+    if db.contains("://") {
+        // Never create a SQLite file under `./postgres:/…` for a URL.
+        return Err(GatewayError::UnsupportedDb(db.into_owned()));
+    }
     if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
     }
@@ -115,15 +125,6 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
     let env: Arc<dyn Environment> = Arc::new(SystemEnv);
     let metrics = Arc::new(Metrics::new());
     let (records, _) = broadcast::channel(4096);
-    let writer = Writer::start(
-        store.clone(),
-        signer,
-        env.clone(),
-        config.checkpoint_every,
-        config.queue,
-        metrics.clone(),
-        records.clone(),
-    )?;
     let admin_token = match &config.admin_token {
         Some(t) => t.clone(),
         None => {
@@ -138,12 +139,39 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
         tokens.set_agent(&row.agent_id, &row.token_hash);
         agents.insert(row.agent_id.clone(), row);
     }
-    let engine = Arc::new(Engine::new(env.clone()));
     let suspended = agents
         .values()
         .filter(|a: &&store::AgentRow| a.suspended)
         .map(|a| a.agent_id.clone())
         .collect();
+    let agents = Arc::new(RwLock::new(agents));
+    let engine = Arc::new(Engine::new(env.clone()));
+    // Budget usage survives restarts: what was charged before is charged still.
+    engine.ledger().restore(store.usage()?);
+    let charge: writer::Charger = {
+        let (engine, agents) = (engine.clone(), agents.clone());
+        Box::new(move |event| {
+            let agent = state::agent_of(&agents, &event.agent_id);
+            engine.charge_reported(
+                &agent,
+                &event.action,
+                &event.decision,
+                event.outcome.as_ref(),
+            );
+        })
+    };
+    let writer = Writer::start(
+        store.clone(),
+        signer,
+        engine.clone(),
+        charge,
+        writer::WriterOptions {
+            checkpoint_every: config.checkpoint_every,
+            queue: config.queue,
+        },
+        metrics.clone(),
+        records.clone(),
+    )?;
     let hub = PolicyHub::new(engine.clone(), store.clone(), suspended);
     let state = Arc::new(AppState {
         engine,
@@ -151,7 +179,7 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
         store: store.clone(),
         writer,
         tokens: RwLock::new(tokens),
-        agents: RwLock::new(agents),
+        agents,
         metrics,
         records,
         public_key,

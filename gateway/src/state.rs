@@ -25,8 +25,8 @@ pub struct AppState {
     pub writer: Writer,
     /// Token verification.
     pub tokens: RwLock<Tokens>,
-    /// Registered agents by id.
-    pub agents: RwLock<HashMap<String, AgentRow>>,
+    /// Registered agents by id (shared with the audit writer, which charges budgets).
+    pub agents: Arc<RwLock<HashMap<String, AgentRow>>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// New records, for SSE streams.
@@ -50,20 +50,24 @@ impl AppState {
 
     /// The registered agent, or a bare one for an unregistered id.
     pub fn agent(&self, agent_id: &str) -> Agent {
-        match self
-            .agents
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(agent_id)
-        {
-            Some(row) => Agent {
-                agent_id: row.agent_id.clone(),
-                labels: row.labels.clone(),
-                session_id: None,
-                team: row.team.clone(),
-            },
-            None => Agent::new(agent_id),
-        }
+        agent_of(&self.agents, agent_id)
+    }
+}
+
+/// The registered agent `agent_id` (its team and labels), or a bare one for an unregistered id.
+pub fn agent_of(agents: &RwLock<HashMap<String, AgentRow>>, agent_id: &str) -> Agent {
+    match agents
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(agent_id)
+    {
+        Some(row) => Agent {
+            agent_id: row.agent_id.clone(),
+            labels: row.labels.clone(),
+            session_id: None,
+            team: row.team.clone(),
+        },
+        None => Agent::new(agent_id),
     }
 }
 

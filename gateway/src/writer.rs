@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::time::Duration;
 
 use aa_core::audit::{Chain, Signer};
-use aa_core::{AuditEvent, AuditRecord, Environment, format_ts};
+use aa_core::{AuditEvent, AuditRecord, Engine, Environment, format_ts};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
@@ -29,13 +29,28 @@ pub struct Ack {
     pub duplicate: bool,
 }
 
+/// Charges what an ingested event reports to the budgets. The writer calls it for each new
+/// (not replayed) event of [`Writer::ingest`] before the batch's transaction, so the records and
+/// the budget counters they charged are stored together.
+pub type Charger = Box<dyn Fn(&AuditEvent) + Send>;
+
 enum Job {
     Append {
         events: Vec<AuditEvent>,
+        charge: bool,
         reply: Option<oneshot::Sender<Result<Vec<Ack>, WriterBusy>>>,
     },
     Checkpoint(oneshot::Sender<Result<(), WriterBusy>>),
     Stop(oneshot::Sender<()>),
+}
+
+/// Sizes of the writer.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// Sign a checkpoint every this many records.
+    pub checkpoint_every: u64,
+    /// Jobs queued before callers are refused.
+    pub queue: usize,
 }
 
 /// Handle to the writer thread.
@@ -69,23 +84,25 @@ impl Writer {
     pub fn start(
         store: Arc<dyn Store>,
         signer: Signer,
-        env: Arc<dyn Environment>,
-        checkpoint_every: u64,
-        queue: usize,
+        engine: Arc<Engine>,
+        charge: Charger,
+        options: WriterOptions,
         metrics: Arc<Metrics>,
         records: broadcast::Sender<Arc<AuditRecord>>,
     ) -> Result<Self, StoreError> {
         let (seq, hash) = store.head()?;
-        let (tx, rx) = sync_channel(queue);
+        let (tx, rx) = sync_channel(options.queue);
         let state = State {
             store,
             chain: Chain::resume(seq, hash),
             signer,
-            env,
-            checkpoint_every: checkpoint_every.max(1),
+            env: engine.env().clone(),
+            checkpoint_every: options.checkpoint_every.max(1),
             since_checkpoint: 0,
             metrics: metrics.clone(),
             records,
+            engine,
+            charge,
         };
         std::thread::Builder::new()
             .name("aa-audit-writer".into())
@@ -94,11 +111,28 @@ impl Writer {
         Ok(Writer { jobs: tx, metrics })
     }
 
-    /// Appends `events` durably; resolves once they are committed (or were already stored).
+    /// Appends events reported by the layers durably and charges what they report to the
+    /// budgets in the same transaction (once: a replayed event is neither stored nor charged
+    /// again); resolves once they are committed.
+    pub async fn ingest(&self, events: Vec<AuditEvent>) -> Result<Vec<Ack>, WriterBusy> {
+        self.append_job(events, true).await
+    }
+
+    /// Appends the gateway's own decision records durably (their budgets were charged when
+    /// deciding); resolves once they and the budget counters are committed.
     pub async fn append(&self, events: Vec<AuditEvent>) -> Result<Vec<Ack>, WriterBusy> {
+        self.append_job(events, false).await
+    }
+
+    async fn append_job(
+        &self,
+        events: Vec<AuditEvent>,
+        charge: bool,
+    ) -> Result<Vec<Ack>, WriterBusy> {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Append {
             events,
+            charge,
             reply: Some(tx),
         })?;
         rx.await.map_err(|_| WriterBusy::Stopped)?
@@ -109,6 +143,7 @@ impl Writer {
     pub fn enqueue(&self, event: AuditEvent) -> Result<(), WriterBusy> {
         self.send(Job::Append {
             events: vec![event],
+            charge: false,
             reply: None,
         })
     }
@@ -152,9 +187,14 @@ struct State {
     since_checkpoint: u64,
     metrics: Arc<Metrics>,
     records: broadcast::Sender<Arc<AuditRecord>>,
+    engine: Arc<Engine>,
+    charge: Charger,
 }
 
 type Reply = Option<oneshot::Sender<Result<Vec<Ack>, WriterBusy>>>;
+
+/// One job of a batch: its events, whether to charge them, and who waits.
+type Pending = (Vec<AuditEvent>, bool, Reply);
 
 impl State {
     fn run(mut self, rx: Receiver<Job>) {
@@ -168,15 +208,19 @@ impl State {
                 }
             };
             // Group commit: take what is already queued, up to a batch.
-            let mut batch: Vec<(Vec<AuditEvent>, Reply)> = Vec::new();
+            let mut batch: Vec<Pending> = Vec::new();
             let mut size = 0;
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 self.metrics.writer_queue.dec();
                 match job {
-                    Job::Append { events, reply } => {
+                    Job::Append {
+                        events,
+                        charge,
+                        reply,
+                    } => {
                         size += events.len();
-                        batch.push((events, reply));
+                        batch.push((events, charge, reply));
                         if size < MAX_BATCH {
                             next = rx.try_recv().ok();
                         }
@@ -191,8 +235,13 @@ impl State {
                         self.commit(std::mem::take(&mut batch));
                         // Drain what is left, then seal.
                         while let Ok(job) = rx.try_recv() {
-                            if let Job::Append { events, reply } = job {
-                                self.commit(vec![(events, reply)]);
+                            if let Job::Append {
+                                events,
+                                charge,
+                                reply,
+                            } = job
+                            {
+                                self.commit(vec![(events, charge, reply)]);
                             }
                         }
                         self.seal();
@@ -231,13 +280,13 @@ impl State {
         Ok(())
     }
 
-    fn commit(&mut self, batch: Vec<(Vec<AuditEvent>, Reply)>) {
+    fn commit(&mut self, batch: Vec<Pending>) {
         if batch.is_empty() {
             return;
         }
         match self.link_and_store(&batch) {
             Ok(acks) => {
-                for ((_, reply), acks) in batch.into_iter().zip(acks) {
+                for ((_, _, reply), acks) in batch.into_iter().zip(acks) {
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(acks));
                     }
@@ -256,7 +305,7 @@ impl State {
                     Ok((seq, hash)) => self.chain = Chain::resume(seq, hash),
                     Err(e) => tracing::error!(error = %e, "cannot re-read the chain head"),
                 }
-                for (_, reply) in batch {
+                for (_, _, reply) in batch {
                     if let Some(reply) = reply {
                         let _ = reply.send(Err(e.clone()));
                     }
@@ -267,13 +316,10 @@ impl State {
 
     /// Links the new events of every job (skipping ids already stored or repeated in the
     /// batch), appends them in one transaction, and returns each job's acks.
-    fn link_and_store(
-        &mut self,
-        batch: &[(Vec<AuditEvent>, Reply)],
-    ) -> Result<Vec<Vec<Ack>>, WriterBusy> {
+    fn link_and_store(&mut self, batch: &[Pending]) -> Result<Vec<Vec<Ack>>, WriterBusy> {
         let ids: Vec<&str> = batch
             .iter()
-            .flat_map(|(e, _)| e.iter().map(|e| e.id.as_str()))
+            .flat_map(|(e, _, _)| e.iter().map(|e| e.id.as_str()))
             .collect();
         let mut known: HashMap<String, u64> = self
             .store
@@ -282,7 +328,7 @@ impl State {
         let start = self.chain.clone();
         let mut rows: Vec<(AuditRecord, Vec<u8>)> = Vec::new();
         let mut acks = Vec::with_capacity(batch.len());
-        for (events, _) in batch {
+        for (events, charge, _) in batch {
             let mut job_acks = Vec::with_capacity(events.len());
             for event in events {
                 if let Some(seq) = known.get(&event.id) {
@@ -301,6 +347,9 @@ impl State {
                         return Err(WriterBusy::Audit(Arc::new(e)));
                     }
                 };
+                if *charge {
+                    (self.charge)(event);
+                }
                 known.insert(record.id.clone(), record.seq);
                 job_acks.push(Ack {
                     id: record.id.clone(),
@@ -312,8 +361,12 @@ impl State {
             acks.push(job_acks);
         }
         if !rows.is_empty() {
-            if let Err(e) = self.store.append(&rows) {
+            // Every counter charged so far (decisions made before their records were queued,
+            // and the events above) is stored with these records.
+            let usage = self.engine.ledger().take_changed();
+            if let Err(e) = self.store.append(&rows, &usage) {
                 self.chain = start;
+                self.engine.ledger().mark_changed(&usage);
                 return Err(WriterBusy::Store(Arc::new(e)));
             }
             self.since_checkpoint += rows.len() as u64;

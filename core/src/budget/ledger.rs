@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -119,20 +119,43 @@ pub struct BudgetStatus {
     pub cost_limit_micros: Option<u64>,
 }
 
-/// Thread-safe usage counters for a set of budget rules. Counters are keyed by budget name,
-/// so a reloaded budget file keeps the usage of budgets it still has.
-#[derive(Debug, Default)]
-pub struct BudgetLedger {
-    /// budget name → counter key → usage.
-    counters: Mutex<HashMap<String, HashMap<String, Counter>>>,
+/// One counter as a store keeps it, so usage survives a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// Budget name.
+    pub budget: String,
+    /// Counter key: `agent:<id>`, `team:<name>` or `global`.
+    pub key: String,
+    /// Start of the counter's window, unix ms.
+    pub window_start_ms: i64,
+    /// Calls counted in the window.
+    pub calls: u64,
+    /// Tokens charged in the window.
+    pub tokens: u64,
+    /// Cost charged in the window, micro-USD.
+    pub cost_micros: u64,
 }
 
-fn counter<'a>(
-    counters: &'a mut HashMap<String, HashMap<String, Counter>>,
-    budget: &str,
-    key: String,
-) -> &'a mut Counter {
+/// Thread-safe usage counters for a set of budget rules. Counters are keyed by budget name,
+/// so a reloaded budget file keeps the usage of budgets it still has. The ledger remembers
+/// which counters changed, so a store can persist just those ([`BudgetLedger::take_changed`]).
+#[derive(Debug, Default)]
+pub struct BudgetLedger {
+    counters: Mutex<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// budget name → counter key → usage.
+    map: HashMap<String, HashMap<String, Counter>>,
+    /// (budget, key) changed since the last [`BudgetLedger::take_changed`].
+    changed: HashSet<(String, String)>,
+}
+
+fn counter<'a>(counters: &'a mut Counters, budget: &str, key: String) -> &'a mut Counter {
+    counters.changed.insert((budget.to_owned(), key.clone()));
     counters
+        .map
         .entry(budget.to_owned())
         .or_default()
         .entry(key)
@@ -156,7 +179,7 @@ impl BudgetLedger {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Counter>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
         // A poisoned lock only means another thread panicked mid-update of plain counters;
         // the counters are still valid numbers, so keep going.
         self.counters.lock().unwrap_or_else(|p| p.into_inner())
@@ -177,6 +200,7 @@ impl BudgetLedger {
                 continue;
             };
             let mut c = counters
+                .map
                 .get(&rule.name)
                 .and_then(|m| m.get(&key))
                 .copied()
@@ -219,6 +243,7 @@ impl BudgetLedger {
             .collect();
         for (rule, key) in &applicable {
             let mut c = counters
+                .map
                 .get(&rule.name)
                 .and_then(|m| m.get(key))
                 .copied()
@@ -298,6 +323,7 @@ impl BudgetLedger {
     pub fn status(&self, rules: &[BudgetRule], now_ms: i64) -> Vec<BudgetStatus> {
         let counters = self.lock();
         let mut out: Vec<BudgetStatus> = counters
+            .map
             .iter()
             .flat_map(|(name, m)| m.iter().map(move |(key, c)| (name, key, c)))
             .filter_map(|(name, key, c)| {
@@ -320,5 +346,63 @@ impl BudgetLedger {
             .collect();
         out.sort_by(|a, b| (&a.budget, &a.key).cmp(&(&b.budget, &b.key)));
         out
+    }
+
+    /// The counters changed since the last call, for a store to persist; they are no longer
+    /// marked. If persisting fails, hand them back with [`BudgetLedger::mark_changed`].
+    pub fn take_changed(&self) -> Vec<UsageRow> {
+        let mut counters = self.lock();
+        let changed = std::mem::take(&mut counters.changed);
+        let mut rows: Vec<UsageRow> = changed
+            .into_iter()
+            .filter_map(|(budget, key)| {
+                let c = counters.map.get(&budget)?.get(&key)?;
+                Some(UsageRow {
+                    window_start_ms: c.window_start,
+                    calls: c.calls,
+                    tokens: c.tokens,
+                    cost_micros: c.cost_micros,
+                    budget,
+                    key,
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.budget, &a.key).cmp(&(&b.budget, &b.key)));
+        rows
+    }
+
+    /// Marks counters as changed again (their write failed), so the next
+    /// [`BudgetLedger::take_changed`] returns their current values.
+    pub fn mark_changed(&self, rows: &[UsageRow]) {
+        let mut counters = self.lock();
+        for r in rows {
+            counters.changed.insert((r.budget.clone(), r.key.clone()));
+        }
+    }
+
+    /// Loads persisted counters (at start-up, before any decision). A counter already in
+    /// the ledger keeps the larger usage of the two, so restoring never lowers a budget.
+    pub fn restore(&self, rows: impl IntoIterator<Item = UsageRow>) {
+        let mut counters = self.lock();
+        for r in rows {
+            let c = counters
+                .map
+                .entry(r.budget)
+                .or_default()
+                .entry(r.key)
+                .or_default();
+            if r.window_start_ms > c.window_start {
+                *c = Counter {
+                    window_start: r.window_start_ms,
+                    calls: r.calls,
+                    tokens: r.tokens,
+                    cost_micros: r.cost_micros,
+                };
+            } else if r.window_start_ms == c.window_start {
+                c.calls = c.calls.max(r.calls);
+                c.tokens = c.tokens.max(r.tokens);
+                c.cost_micros = c.cost_micros.max(r.cost_micros);
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ mod ledger;
 mod prices;
 
 pub use config::{BudgetConfig, BudgetRule, BudgetScope, Window};
-pub use ledger::{BudgetBreach, BudgetLedger, BudgetStatus, BudgetView};
+pub use ledger::{BudgetBreach, BudgetLedger, BudgetStatus, BudgetView, UsageRow};
 pub use prices::{ModelPrice, PriceTable};
 
 use crate::error::Diagnostic;

@@ -62,7 +62,22 @@ pub async fn decide(
     let event = state
         .engine
         .event(&agent, &req.action, layer, &decision, None);
-    if let Err(e) = state.writer.enqueue(event) {
+    // An allowed call that charged a budget is answered only once the charge is durable (with
+    // its record, in one transaction), so neither a restart nor kill -9 gives the budget back.
+    let charged = decision.is_allowed()
+        && state.engine.policy().is_some_and(|p| {
+            let kind = req.action.kind();
+            p.budgets()
+                .rules
+                .iter()
+                .any(|r| r.key_for(&agent, kind).is_some())
+        });
+    let recorded = if charged {
+        state.writer.append(vec![event]).await.map(|_| ())
+    } else {
+        state.writer.enqueue(event)
+    };
+    if let Err(e) = recorded {
         // No audit record, no action: fail closed.
         decision = Decision::unavailable(
             decision.decision_id,

@@ -61,22 +61,9 @@ pub async fn ingest(
         }
     }
     let events = req.events;
-    let acks = state.writer.append(events.clone()).await?;
-    let mut accepted = 0;
-    for (event, ack) in events.iter().zip(&acks) {
-        if ack.duplicate {
-            continue;
-        }
-        accepted += 1;
-        // Charge what the layers report, once: calls decided locally, usage after the fact.
-        let agent = state.agent(&event.agent_id);
-        state.engine.charge_reported(
-            &agent,
-            &event.action,
-            &event.decision,
-            event.outcome.as_ref(),
-        );
-    }
+    // The writer charges what new events report, in the transaction that stores them.
+    let acks = state.writer.ingest(events).await?;
+    let accepted = acks.iter().filter(|a| !a.duplicate).count();
     let duplicates = acks.len() - accepted;
     state.metrics.events_ingested.inc_by(accepted as u64);
     state.metrics.events_duplicate.inc_by(duplicates as u64);

@@ -5,6 +5,7 @@ mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
 
+use aa_core::budget::UsageRow;
 use aa_core::{AuditRecord, Checkpoint, PolicyBundle};
 use serde::{Deserialize, Serialize};
 
@@ -71,8 +72,15 @@ pub trait Store: Send + Sync + 'static {
     fn head(&self) -> Result<(u64, String), StoreError>;
     /// Seqs of the records with these event ids, for idempotent ingest.
     fn seqs_of(&self, ids: &[&str]) -> Result<HashMap<String, u64>, StoreError>;
-    /// Appends chained records (with their canonical lines) in one durable transaction.
-    fn append(&self, records: &[(AuditRecord, Vec<u8>)]) -> Result<(), StoreError>;
+    /// Appends chained records (with their canonical lines) and writes the budget counters
+    /// that changed, in one durable transaction.
+    fn append(
+        &self,
+        records: &[(AuditRecord, Vec<u8>)],
+        usage: &[UsageRow],
+    ) -> Result<(), StoreError>;
+    /// Every persisted budget counter (loaded into the ledger at start-up).
+    fn usage(&self) -> Result<Vec<UsageRow>, StoreError>;
     /// Records matching `filter`, oldest first.
     fn query(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
     /// Canonical lines of records after `after_seq`, oldest first.

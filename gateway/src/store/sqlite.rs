@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use aa_core::budget::UsageRow;
 use aa_core::{AuditRecord, Checkpoint, GENESIS_HASH, PolicyBundle};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -38,7 +39,24 @@ CREATE TABLE IF NOT EXISTS policy (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS budget_usage (
+    budget       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    calls        INTEGER NOT NULL,
+    tokens       INTEGER NOT NULL,
+    cost_micros  INTEGER NOT NULL,
+    PRIMARY KEY (budget, key)
+);
 ";
+
+fn to_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_sql(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -139,9 +157,32 @@ impl Store for SqliteStore {
         })
     }
 
-    fn append(&self, records: &[(AuditRecord, Vec<u8>)]) -> Result<(), StoreError> {
+    fn append(
+        &self,
+        records: &[(AuditRecord, Vec<u8>)],
+        usage: &[UsageRow],
+    ) -> Result<(), StoreError> {
         self.write(|c| {
             let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO budget_usage (budget, key, window_start, calls, tokens, cost_micros)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (budget, key) DO UPDATE SET window_start = excluded.window_start,
+                       calls = excluded.calls, tokens = excluded.tokens,
+                       cost_micros = excluded.cost_micros",
+                )?;
+                for u in usage {
+                    stmt.execute(params![
+                        u.budget,
+                        u.key,
+                        u.window_start_ms,
+                        to_sql(u.calls),
+                        to_sql(u.tokens),
+                        to_sql(u.cost_micros),
+                    ])?;
+                }
+            }
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO audit (seq, id, ts_ms, agent_id, layer, kind, effect, hash, line)
@@ -163,6 +204,25 @@ impl Store for SqliteStore {
             }
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn usage(&self) -> Result<Vec<UsageRow>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT budget, key, window_start, calls, tokens, cost_micros FROM budget_usage",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(UsageRow {
+                    budget: r.get(0)?,
+                    key: r.get(1)?,
+                    window_start_ms: r.get(2)?,
+                    calls: from_sql(r.get(3)?),
+                    tokens: from_sql(r.get(4)?),
+                    cost_micros: from_sql(r.get(5)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
     }
 
