@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use aa_core::{Action, Agent, Decision, Layer, NetProto, Outcome, OutcomeStatus, Usage};
+use aa_inspect::llm::{Tokens, UsageReader};
 use aa_sdk_client::{Governor, Mode};
 use bytes::Bytes;
 use http_body::Frame;
@@ -19,7 +20,6 @@ use serde_json::json;
 use crate::identity::{Identities, IdentityError};
 use crate::stats::ProxyStats;
 use crate::{ProxyConfig, mcp};
-use aa_inspect::llm::{Tokens, UsageReader};
 
 /// What every handler clone shares.
 pub(crate) struct Shared {
