@@ -334,22 +334,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_mcp_body_written_after_its_headers_is_an_mcp_call_to_that_host() {
-        let mut t = Translator::default();
-        let head = b"POST /mcp HTTP/1.1\r\nHost: tools.internal:8443\r\n\r\n";
-        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","arguments":{}}}"#;
-        let ev = |data: &[u8]| KernelEvent {
-            pid: 9,
+    /// A TLS write of `data` by process `pid`.
+    fn tls_write(pid: u32, data: &[u8]) -> KernelEvent {
+        KernelEvent {
+            pid,
             cgroup_id: 1,
             enforced: false,
             rule: 0,
             truncated: false,
             observed: Observed::TlsWrite {
                 data: data.to_vec(),
-                len: 0,
+                len: u32::try_from(data.len()).unwrap(),
             },
-        };
+        }
+    }
+
+    #[test]
+    fn an_mcp_body_written_after_its_headers_is_an_mcp_call_to_that_host() {
+        let mut t = Translator::default();
+        let head = b"POST /mcp HTTP/1.1\r\nHost: tools.internal:8443\r\n\r\n";
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","arguments":{}}}"#;
+        let ev = |data: &[u8]| tls_write(9, data);
         assert!(matches!(
             t.action(&ev(head)),
             Some(Action::HttpRequest { port: 8443, .. })
@@ -369,17 +374,7 @@ mod tests {
     #[test]
     fn a_head_cut_at_the_window_still_names_its_host_and_a_batch_its_first_call() {
         let mut t = Translator::default();
-        let ev = |data: &[u8]| KernelEvent {
-            pid: 3,
-            cgroup_id: 1,
-            enforced: false,
-            rule: 0,
-            truncated: true,
-            observed: Observed::TlsWrite {
-                data: data.to_vec(),
-                len: 4096,
-            },
-        };
+        let ev = |data: &[u8]| tls_write(3, data);
         let mut head = b"POST /v1/messages HTTP/1.1\r\nHost: [::1]:8443\r\nX-Api-Key: ".to_vec();
         head.resize(aa_ebpf_common::DATA_LEN, b'k');
         assert_eq!(
