@@ -224,20 +224,22 @@ impl Translator {
     }
 
     fn tls_write(&mut self, pid: u32, data: &[u8]) -> Option<Action> {
-        if let Some(req) = http_request(data) {
-            self.hosts.insert(pid, (req.host.clone(), req.port));
+        if let Ok(req) = aa_inspect::http1::parse_request_head(data) {
+            let host = req.host.clone().unwrap_or_else(|| "unknown".into());
+            let port = req.port.unwrap_or(443);
+            self.hosts.insert(pid, (host.clone(), port));
             if self.hosts.len() > 4096 {
                 self.hosts.clear();
             }
-            if let Some(mcp) = mcp_call(req.body, &req.host) {
+            if let Some(mcp) = mcp_call(req.body(data), &host) {
                 return Some(mcp);
             }
             return Some(Action::HttpRequest {
                 method: req.method,
                 scheme: "https".into(),
-                host: req.host,
-                port: req.port,
-                path: req.path,
+                host,
+                port,
+                path: req.target,
             });
         }
         let server = self.hosts.get(&pid).map_or("unknown", |(h, _)| h.as_str());
@@ -285,72 +287,18 @@ fn valid(mut action: Action) -> Action {
     action
 }
 
-struct HttpHead<'a> {
-    method: String,
-    path: String,
-    host: String,
-    port: u16,
-    body: &'a [u8],
-}
-
-/// An HTTP/1.x request line and its `Host` header, from the first bytes of a TLS write.
-fn http_request(data: &[u8]) -> Option<HttpHead<'_>> {
-    let text_end = data
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(data.len(), |p| p + 4);
-    let head = std::str::from_utf8(data.get(..text_end)?).ok()?;
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let (method, path, version) = (first.next()?, first.next()?, first.next()?);
-    if !version.starts_with("HTTP/1.")
-        || method.is_empty()
-        || !method.bytes().all(|b| b.is_ascii_uppercase())
-    {
-        return None;
-    }
-    let host_value = lines
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case("host").then(|| v.trim())
-        })
-        .unwrap_or("unknown");
-    let (host, port) = match host_value.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
-            Ok(port) => (h.trim_start_matches('[').trim_end_matches(']'), port),
-            Err(_) => (host_value, 443),
-        },
-        _ => (host_value, 443),
-    };
-    Some(HttpHead {
-        method: method.to_owned(),
-        path: path.to_owned(),
-        host: host.to_owned(),
-        port,
-        body: data.get(text_end..).unwrap_or_default(),
-    })
-}
-
-/// A JSON-RPC `tools/call` (or other MCP method) in a request body.
+/// The JSON-RPC request in a body an MCP client wrote (the first of a batch), as an
+/// `mcp_call` to `server`. Leading bytes before the JSON (a chunk size) are skipped.
 fn mcp_call(body: &[u8], server: &str) -> Option<Action> {
-    let start = body.iter().position(|b| *b == b'{')?;
-    let body = body.get(start..)?;
-    if !body.windows(9).any(|w| w == b"\"jsonrpc\"") {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let method = v.get("method")?.as_str()?.to_owned();
-    let tool = (method == "tools/call")
-        .then(|| {
-            v.pointer("/params/name")
-                .and_then(|n| n.as_str())
-                .map(str::to_owned)
-        })
-        .flatten();
+    let start = body.iter().position(|b| matches!(b, b'{' | b'['))?;
+    let call = aa_inspect::mcp::parse_requests(body.get(start..)?)
+        .ok()?
+        .into_iter()
+        .next()?;
     Some(Action::McpCall {
         server: server.to_owned(),
-        method,
-        tool,
+        method: call.method,
+        tool: call.tool,
         args: None,
     })
 }
@@ -386,22 +334,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_mcp_body_written_after_its_headers_is_an_mcp_call_to_that_host() {
-        let mut t = Translator::default();
-        let head = b"POST /mcp HTTP/1.1\r\nHost: tools.internal:8443\r\n\r\n";
-        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","arguments":{}}}"#;
-        let ev = |data: &[u8]| KernelEvent {
-            pid: 9,
+    /// A TLS write of `data` by process `pid`.
+    fn tls_write(pid: u32, data: &[u8]) -> KernelEvent {
+        KernelEvent {
+            pid,
             cgroup_id: 1,
             enforced: false,
             rule: 0,
             truncated: false,
             observed: Observed::TlsWrite {
                 data: data.to_vec(),
-                len: 0,
+                len: u32::try_from(data.len()).unwrap(),
             },
-        };
+        }
+    }
+
+    #[test]
+    fn an_mcp_body_written_after_its_headers_is_an_mcp_call_to_that_host() {
+        let mut t = Translator::default();
+        let head = b"POST /mcp HTTP/1.1\r\nHost: tools.internal:8443\r\n\r\n";
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","arguments":{}}}"#;
+        let ev = |data: &[u8]| tls_write(9, data);
         assert!(matches!(
             t.action(&ev(head)),
             Some(Action::HttpRequest { port: 8443, .. })
@@ -416,6 +369,39 @@ mod tests {
             })
         );
         assert_eq!(t.action(&ev(b"\x00\x00\x12\x04binary h2 frame")), None);
+    }
+
+    #[test]
+    fn a_head_cut_at_the_window_still_names_its_host_and_a_batch_its_first_call() {
+        let mut t = Translator::default();
+        let ev = |data: &[u8]| tls_write(3, data);
+        let mut head = b"POST /v1/messages HTTP/1.1\r\nHost: [::1]:8443\r\nX-Api-Key: ".to_vec();
+        head.resize(aa_ebpf_common::DATA_LEN, b'k');
+        assert_eq!(
+            t.action(&ev(&head)),
+            Some(Action::HttpRequest {
+                method: "POST".into(),
+                scheme: "https".into(),
+                host: "::1".into(),
+                port: 8443,
+                path: "/v1/messages".into(),
+            })
+        );
+        let batch = b"5a\r\n[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"rm\"}},{\"jsonrpc\":\"2.0\",\"method\":\"x\"}]";
+        assert_eq!(
+            t.action(&ev(batch)),
+            Some(Action::McpCall {
+                server: "::1".into(),
+                method: "tools/call".into(),
+                tool: Some("rm".into()),
+                args: None,
+            })
+        );
+        assert_eq!(
+            t.action(&ev(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}")),
+            None
+        );
+        assert_eq!(t.action(&ev(b"GET / HTTP/1.1")), None);
     }
 
     #[test]

@@ -251,12 +251,8 @@ pub fn run(
 }
 
 fn compile(governor: &Governor, agent: &Agent) -> Compiled {
-    let text = governor
-        .engine()
-        .policy()
-        .map(|p| rules::policy_text(&p.bundle().files))
-        .unwrap_or_default();
-    rules::compile(rules::previewer(governor, agent), &text)
+    let literals = rules::literals(governor.engine().policy().as_deref());
+    rules::compile(rules::previewer(governor, agent), &literals)
 }
 
 /// Adds the ids of new sub-cgroups to the watch list.

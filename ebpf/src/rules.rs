@@ -2,8 +2,9 @@
 //!
 //! The kernel cannot run Cedar, so the loader asks the core engine (a preview: no record, no
 //! budget) about the actions the maps can express, and writes down the answers:
-//! - exec: every executable in the standard bin directories and every absolute path named in the
-//!   policy text; a path whose exec a `forbid` matches goes into `EXEC_DENY`;
+//! - exec: every executable in the standard bin directories and every absolute path the policy
+//!   mentions ([`CompiledPolicy::literals`]); a path whose exec a `forbid` matches goes into
+//!   `EXEC_DENY`;
 //! - connect: every port 1–65535 for an address no policy names (the baseline) and for each IP
 //!   address the policy names; `forbid`s become `CONNECT_RULES` entries.
 //!
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use aa_core::{Action, Agent, Decision, Effect, Layer, NetProto, Reason};
+use aa_core::{Action, Agent, CompiledPolicy, Decision, Effect, Layer, NetProto, Reason};
 use aa_ebpf_common::{ConnectKey, ConnectRule, VERDICT_ALLOW, VERDICT_DENY};
 
 /// Rule index of "all egress must go through the proxy" (`--force-proxy`).
@@ -69,23 +70,32 @@ impl Compiled {
     }
 }
 
-/// Asks `decide` (a preview of the active policy) and writes the maps' contents.
-pub fn compile(decide: impl Fn(&Action) -> Decision, policy_text: &str) -> Compiled {
+/// Asks `decide` (a preview of the active policy) and writes the maps' contents; `literals` are
+/// the strings the policy mentions ([`CompiledPolicy::literals`]).
+pub fn compile(decide: impl Fn(&Action) -> Decision, literals: &BTreeSet<String>) -> Compiled {
     let mut out = Compiled {
         rules: vec!["aa:force-proxy".into()],
         ..Compiled::default()
     };
-    let literals = string_literals(policy_text);
-    compile_exec(&decide, &literals, &mut out);
-    compile_connect(&decide, &literals, &mut out);
+    compile_exec(&decide, literals, &mut out);
+    compile_connect(&decide, literals, &mut out);
     out
+}
+
+/// The literals of `policy`, none when there is no policy.
+pub fn literals(policy: Option<&CompiledPolicy>) -> BTreeSet<String> {
+    policy.map(CompiledPolicy::literals).unwrap_or_default()
 }
 
 fn forbidden(d: &Decision) -> bool {
     d.effect == Effect::Deny && d.reason == Reason::Forbidden
 }
 
-fn compile_exec(decide: &impl Fn(&Action) -> Decision, literals: &[String], out: &mut Compiled) {
+fn compile_exec(
+    decide: &impl Fn(&Action) -> Decision,
+    literals: &BTreeSet<String>,
+    out: &mut Compiled,
+) {
     let mut paths = BTreeSet::new();
     for dir in BIN_DIRS {
         if let Ok(entries) = std::fs::read_dir(dir) {
@@ -136,7 +146,11 @@ pub fn key_addr(ip: IpAddr) -> [u8; 16] {
     }
 }
 
-fn compile_connect(decide: &impl Fn(&Action) -> Decision, literals: &[String], out: &mut Compiled) {
+fn compile_connect(
+    decide: &impl Fn(&Action) -> Decision,
+    literals: &BTreeSet<String>,
+    out: &mut Compiled,
+) {
     const ANY: [u8; 16] = [0; 16];
     let baseline = denied_ports(decide, IpAddr::V4(OTHER_V4));
     let baseline6 = denied_ports(decide, IpAddr::V6(OTHER_V6));
@@ -217,46 +231,6 @@ fn literal_ip(s: &str) -> Option<IpAddr> {
         .or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
-/// The string literals of a Cedar text (escapes kept as written; enough to find paths and
-/// addresses).
-fn string_literals(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '/' if chars.clone().next() == Some('/') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                let mut lit = String::new();
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    match (escaped, c) {
-                        (false, '\\') => escaped = true,
-                        (false, '"') => break,
-                        _ => {
-                            escaped = false;
-                            lit.push(c);
-                        }
-                    }
-                }
-                out.push(lit);
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The policy text of a bundle's Cedar files.
-pub fn policy_text(files: &BTreeMap<String, String>) -> String {
-    files.values().cloned().collect::<Vec<_>>().join("\n")
-}
-
 /// Agent and layer for the previews.
 pub fn previewer<'a>(
     governor: &'a aa_sdk_client::Governor,
@@ -268,12 +242,55 @@ pub fn previewer<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aa_core::PolicyBundle;
 
     #[test]
-    fn literals_skip_comments_and_keep_addresses() {
-        let text = "// \"not-this\"\nforbid (principal, action, resource == Address::\"10.0.0.5:5432\")\nwhen { context.path == \"/usr/bin/nc\" };";
-        let lits = string_literals(text);
-        assert_eq!(lits, vec!["10.0.0.5:5432", "/usr/bin/nc"]);
-        assert_eq!(literal_ip(&lits[0]), Some("10.0.0.5".parse().unwrap()));
+    fn the_policy_literals_name_the_paths_and_addresses_to_compile() {
+        let bundle = PolicyBundle {
+            files: [(
+                "p.cedar".to_owned(),
+                r#"
+                // forbid (principal, action, resource == Addr::"10.9.9.9:1");
+                forbid (principal, action == Action::"net_connect", resource == Addr::"10.0.0.5:5432");
+                @reason("no \"nc\"")
+                forbid (principal, action == Action::"process_exec", resource)
+                when { context.path == "/usr/local/bin/n\u{63}-\"x\"" };
+                "#
+                .to_owned(),
+            )]
+            .into(),
+            ..PolicyBundle::default()
+        };
+        let policy = CompiledPolicy::compile(bundle).unwrap();
+        let lits = literals(Some(&policy));
+        assert!(lits.contains("10.0.0.5:5432") && !lits.contains("10.9.9.9:1"));
+        assert!(lits.contains("/usr/local/bin/nc-\"x\""), "{lits:?}");
+        let ips: Vec<IpAddr> = lits.iter().filter_map(|l| literal_ip(l)).collect();
+        assert_eq!(ips, vec!["10.0.0.5".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            literal_ip("[::1]:22"),
+            Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        );
+        assert!(literals(None).is_empty());
+
+        // The kernel maps follow: the named path is killed, the named address refused.
+        let engine = aa_core::Engine::with_policy(policy, std::sync::Arc::new(aa_core::SystemEnv));
+        let agent = Agent::new("a");
+        let compiled = compile(|a| engine.preview(&agent, a, Layer::Ebpf), &lits);
+        assert!(
+            compiled
+                .exec_deny
+                .iter()
+                .any(|(p, _)| p == "/usr/local/bin/nc-\"x\""),
+            "{:?}",
+            compiled.exec_deny
+        );
+        let v4 = key_addr("10.0.0.5".parse().unwrap());
+        assert!(
+            compiled
+                .connect
+                .iter()
+                .any(|(k, r)| k.addr == v4 && k.port == 5432 && r.verdict == VERDICT_DENY)
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use aa_core::{Action, Agent, Decision, Layer, NetProto, Outcome, OutcomeStatus, Usage};
+use aa_inspect::llm::{Tokens, UsageReader};
 use aa_sdk_client::{Governor, Mode};
 use bytes::Bytes;
 use http_body::Frame;
@@ -17,7 +18,6 @@ use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
 use serde_json::json;
 
 use crate::identity::{Identities, IdentityError};
-use crate::llm::{SseScanner, Tokens};
 use crate::stats::ProxyStats;
 use crate::{ProxyConfig, mcp};
 
@@ -312,7 +312,7 @@ impl HttpHandler for GovernHandler {
                 }
             };
             if let Some(provider) = shared.config.llm_provider(&host, port)
-                && let Some(llm) = crate::llm::parse_request(&bytes)
+                && let Ok(llm) = aa_inspect::llm::parse_request(&bytes)
             {
                 ProxyStats::inc(&shared.stats.model_calls);
                 let model = Action::ModelCall {
@@ -328,7 +328,7 @@ impl HttpHandler for GovernHandler {
                     return deny_response(&d).into();
                 }
                 pending.model = Some((model, d));
-            } else if let Some(calls) = mcp::parse(&bytes) {
+            } else if let Ok(calls) = aa_inspect::mcp::parse_requests(&bytes) {
                 let mut denials = Vec::new();
                 for call in &calls {
                     if call.method == "tools/list" {
@@ -422,7 +422,7 @@ impl HttpHandler for GovernHandler {
                     .preview_as(&p.agent, &action, Layer::Proxy)
                     .is_allowed()
             };
-            let body = match mcp::filter_tools_list(&bytes, is_sse, &mut allowed) {
+            let body = match aa_inspect::mcp::filter_tools_list(&bytes, is_sse, &mut allowed) {
                 Some(filtered) => Bytes::from(filtered),
                 None => bytes,
             };
@@ -442,9 +442,11 @@ impl HttpHandler for GovernHandler {
             let (parts, body) = res.into_parts();
             let tap = UsageTap {
                 inner: body,
-                sse: is_sse.then(SseScanner::default),
-                json: (!is_sse).then(Vec::new),
-                limit: shared.config.max_inspect,
+                usage: if is_sse {
+                    UsageReader::sse()
+                } else {
+                    UsageReader::json(shared.config.max_inspect)
+                },
                 bytes: 0,
                 done: Some(Done {
                     shared: shared.clone(),
@@ -538,26 +540,9 @@ impl Done {
 /// Passes a response body through unchanged while reading its token usage.
 struct UsageTap {
     inner: Body,
-    sse: Option<SseScanner>,
-    json: Option<Vec<u8>>,
-    limit: usize,
+    usage: UsageReader,
     bytes: u64,
     done: Option<Done>,
-}
-
-impl UsageTap {
-    fn tokens(&mut self) -> Tokens {
-        if let Some(s) = &self.sse {
-            return s.tokens;
-        }
-        let mut t = Tokens::default();
-        if let Some(buf) = &self.json
-            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(buf)
-        {
-            t.absorb(&v);
-        }
-        t
-    }
 }
 
 impl http_body::Body for UsageTap {
@@ -573,19 +558,11 @@ impl http_body::Body for UsageTap {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
-                    if let Some(s) = this.sse.as_mut() {
-                        s.feed(data);
-                    } else if let Some(buf) = this.json.as_mut() {
-                        if buf.len() + data.len() <= this.limit {
-                            buf.extend_from_slice(data);
-                        } else {
-                            this.json = None;
-                        }
-                    }
+                    this.usage.feed(data);
                 }
                 // A body of known length is not polled again once it is complete.
                 if this.inner.is_end_stream() {
-                    let tokens = this.tokens();
+                    let tokens = this.usage.tokens();
                     if let Some(done) = this.done.take() {
                         done.finish(tokens, this.bytes, true);
                     }
@@ -593,7 +570,7 @@ impl http_body::Body for UsageTap {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
-                let tokens = this.tokens();
+                let tokens = this.usage.tokens();
                 if let Some(done) = this.done.take() {
                     done.finish(tokens, this.bytes, true);
                 }
@@ -616,7 +593,7 @@ impl Drop for UsageTap {
     fn drop(&mut self) {
         // The client went away (or the upstream broke) before the end: record what was seen.
         if let Some(done) = self.done.take() {
-            let tokens = self.tokens();
+            let tokens = self.usage.tokens();
             done.finish(tokens, self.bytes, false);
         }
     }

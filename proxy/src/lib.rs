@@ -13,7 +13,6 @@ pub mod ca;
 mod config;
 mod handler;
 mod identity;
-mod llm;
 mod mcp;
 mod stats;
 mod upstream;

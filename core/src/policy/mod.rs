@@ -4,6 +4,7 @@ mod bundle;
 mod compiled;
 pub(crate) mod fast;
 pub(crate) mod index;
+mod literals;
 pub(crate) mod request;
 
 pub use bundle::{BUDGETS_FILE, PRICES_FILE, PolicyBundle};
