@@ -7,7 +7,7 @@ use std::time::Duration;
 use aa_core::audit::{AuditLog, AuditLogOptions, AuditSink};
 use aa_core::{Action, Agent, Decision, Effect, Engine, Layer, Outcome, Reason, SystemEnv};
 
-use crate::http::{GatewayHttp, HttpError};
+use crate::gateway::{GatewayClient, GatewayError, GatewayOptions};
 use crate::shipper::Shipper;
 use crate::{ClientConfig, ClientError, Mode, policy_sync};
 
@@ -32,7 +32,7 @@ pub struct ClientStats {
 pub struct Governor {
     config: ClientConfig,
     engine: Arc<Engine>,
-    http: Option<Arc<GatewayHttp>>,
+    http: Option<Arc<GatewayClient>>,
     shipper: Option<Arc<Shipper>>,
     log: Option<Arc<AuditLog>>,
     stop_sync: Arc<AtomicBool>,
@@ -54,16 +54,17 @@ impl Governor {
         let env = Arc::new(SystemEnv);
         let stop_sync = Arc::new(AtomicBool::new(false));
         let http = match (&config.gateway_url, &config.token) {
-            (Some(url), Some(token)) if config.mode != Mode::Embedded => Some(Arc::new(
-                GatewayHttp::new(
+            (Some(url), Some(token)) if config.mode != Mode::Embedded => {
+                Some(Arc::new(GatewayClient::new(
                     url,
                     token,
-                    config.request_timeout,
-                    Duration::from_secs(config.policy_wait_secs),
-                    config.ca_cert.as_deref(),
-                )
-                .map_err(ClientError::Config)?,
-            )),
+                    &GatewayOptions {
+                        timeout: config.request_timeout,
+                        poll_wait: Duration::from_secs(config.policy_wait_secs),
+                        ca_cert: config.ca_cert.clone(),
+                    },
+                )?))
+            }
             _ => None,
         };
         let (engine, shipper, log) = match config.mode {
@@ -165,7 +166,7 @@ impl Governor {
         }
     }
 
-    fn unreachable(&self, e: HttpError) -> Decision {
+    fn unreachable(&self, e: GatewayError) -> Decision {
         let message = format!("the gateway could not decide: {e}");
         Decision {
             budget: None,
@@ -279,6 +280,11 @@ impl Governor {
             last_error: s.last_error,
             policy_version: self.engine.policy_version(),
         }
+    }
+
+    /// The gateway client (local and remote modes), with this agent's token.
+    pub fn gateway(&self) -> Option<&GatewayClient> {
+        self.http.as_deref()
     }
 
     /// The engine (local and embedded modes decide with it).
