@@ -196,11 +196,11 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable code (`bad_request`, `unauthorized`, `invalid_policy`, …).
     pub code: String,
+    /// Human text.
+    pub message: String,
     /// Extra data (Cedar diagnostics of a rejected policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
-    /// Human text.
-    pub message: String,
 }
 
 #[cfg(test)]
@@ -210,17 +210,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_body_keeps_the_sorted_field_order() {
+    fn error_body_keeps_its_field_order() {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: "invalid_policy".into(),
-                details: Some(serde_json::json!({"diagnostics": []})),
                 message: "bad".into(),
+                details: Some(serde_json::json!({"diagnostics": []})),
             },
         };
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
-            r#"{"error":{"code":"invalid_policy","details":{"diagnostics":[]},"message":"bad"}}"#
+            r#"{"error":{"code":"invalid_policy","message":"bad","details":{"diagnostics":[]}}}"#
         );
     }
 

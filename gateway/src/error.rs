@@ -108,8 +108,8 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
-                details: self.details,
                 message: self.message,
+                details: self.details,
             },
         };
         let mut resp = (self.status, Json(body)).into_response();

@@ -54,7 +54,7 @@ pub enum GatewayError {
         /// The error body's message (or the start of the body).
         message: String,
         /// The error body's details (Cedar diagnostics of a rejected policy).
-        details: Option<serde_json::Value>,
+        details: Option<Box<serde_json::Value>>,
     },
     /// A success status with a body that is not what the API promises.
     #[error("unexpected answer from the gateway to {what}: {source}")]
@@ -197,7 +197,7 @@ fn remote_error(status: u16, body: &str) -> GatewayError {
             status,
             code: error.code,
             message: error.message,
-            details: error.details,
+            details: error.details.map(Box::new),
         },
         Err(_) => GatewayError::Remote {
             status,

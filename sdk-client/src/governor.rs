@@ -72,20 +72,23 @@ impl Governor {
                 let dir = config.policy_dir.as_ref().ok_or_else(|| {
                     ClientError::Config("embedded mode needs a policy directory".into())
                 })?;
-                if let Some(parent) = config.audit_file.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        ClientError::Config(format!("cannot create {}: {e}", parent.display()))
-                    })?;
+                let engine = Engine::from_dir(dir)?.fail_open(config.fail_open);
+                if !config.embedded_audit {
+                    (engine, None, None)
+                } else {
+                    if let Some(parent) = config.audit_file.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            ClientError::Config(format!("cannot create {}: {e}", parent.display()))
+                        })?;
+                    }
+                    let options = AuditLogOptions {
+                        checkpoint_every: config.checkpoint_every,
+                        ..AuditLogOptions::default()
+                    };
+                    let log = Arc::new(AuditLog::open(&config.audit_file, options, env.clone())?);
+                    let engine = engine.with_audit(log.clone() as Arc<dyn AuditSink>);
+                    (engine, None, Some(log))
                 }
-                let log = Arc::new(AuditLog::open(
-                    &config.audit_file,
-                    AuditLogOptions::default(),
-                    env.clone(),
-                )?);
-                let engine = Engine::from_dir(dir)?
-                    .fail_open(config.fail_open)
-                    .with_audit(log.clone() as Arc<dyn AuditSink>);
-                (engine, None, Some(log))
             }
             Mode::Local | Mode::Remote => {
                 let http = http.clone().ok_or_else(|| {
@@ -285,6 +288,11 @@ impl Governor {
     /// The gateway client (local and remote modes), with this agent's token.
     pub fn gateway(&self) -> Option<&GatewayClient> {
         self.http.as_deref()
+    }
+
+    /// The audit file (embedded mode, unless `embedded_audit` is off).
+    pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
+        self.log.as_ref()
     }
 
     /// The engine (local and embedded modes decide with it).

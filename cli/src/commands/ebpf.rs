@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aa_ebpf::{AttachOptions, STATUS_DIR};
-use aa_sdk_client::ConfigInput;
 use serde_json::json;
 
 use crate::cli::{EbpfAttachArgs, EbpfCommand};
@@ -50,14 +49,7 @@ fn attach(args: EbpfAttachArgs, out: &Printer) -> Result<Status, CliError> {
         .unwrap_or_else(|| Path::new(STATUS_DIR).join(format!("{id}.json")));
     let options = AttachOptions {
         cgroup,
-        client: ConfigInput {
-            gateway_url: args.gateway,
-            agent_id: Some(args.agent),
-            token: args.token,
-            policy: args.policy,
-            audit_file: args.audit_file,
-            ..ConfigInput::default()
-        },
+        client: args.source.client_input(args.agent),
         force_proxy: args.force_proxy,
         status_file,
         ring_bytes: Some(args.ring_bytes),

@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::ffi::OsString;
+
 use aa_proxy::{LlmEndpoint, ProxyConfig};
 use aa_sdk_client::ConfigInput;
 use serde_json::json;
@@ -73,18 +75,13 @@ fn install_ca(dir: &Path, trust_dir: &Path, out: &Printer) -> Result<Status, Cli
 
 fn config(args: &ProxyRunArgs) -> ProxyConfig {
     let client = ConfigInput {
-        gateway_url: args.gateway.clone(),
-        token: args.token.clone(),
-        policy: args.policy.clone(),
-        agent_id: Some(
+        fail_open: Some(args.fail_open),
+        spill_dir: Some(args.dir.ca_dir.join("spill")),
+        ..args.source.client_input(
             args.default_agent
                 .clone()
                 .unwrap_or_else(|| "aa-proxy".into()),
-        ),
-        audit_file: args.audit_file.clone(),
-        fail_open: Some(args.fail_open),
-        spill_dir: Some(args.dir.ca_dir.join("spill")),
-        ..ConfigInput::default()
+        )
     };
     let mut c = ProxyConfig::new(args.listen, args.dir.ca_dir.clone(), client);
     c.default_agent = args.default_agent.clone();
@@ -143,42 +140,12 @@ fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
         .open(&log_path)
         .map_err(CliError::io(&log_path))?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    // The child is this very command line with `start` turned into `run`, so every flag
+    // reaches it as given and is parsed once, by the same grammar.
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("proxy")
-        .arg("run")
-        .arg("--ca-dir")
-        .arg(&dir)
-        .arg("--listen")
-        .arg(args.listen.to_string());
-    let mut opt = |flag: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            cmd.arg(flag).arg(v);
-        }
-    };
-    opt("--gateway", &args.gateway);
-    opt("--default-agent", &args.default_agent);
-    if let Some(p) = &args.policy {
-        cmd.arg("--policy").arg(p);
-    }
-    if let Some(p) = &args.audit_file {
-        cmd.arg("--audit-file").arg(p);
-    }
-    if let Some(p) = &args.upstream_ca {
-        cmd.arg("--upstream-ca").arg(p);
-    }
-    for p in &args.passthrough {
-        cmd.arg("--passthrough").arg(p);
-    }
-    for l in &args.llm {
-        cmd.arg("--llm").arg(l);
-    }
-    cmd.arg("--upstream-timeout")
-        .arg(args.upstream_timeout.to_string());
-    if args.fail_open {
-        cmd.arg("--fail-open");
-    }
+    cmd.args(run_argv(std::env::args_os())?);
     // The token goes through the environment, never argv.
-    if let Some(t) = &args.token {
+    if let Some(t) = &args.source.token {
         cmd.env("AA_TOKEN", t);
     }
     let err = log.try_clone().map_err(CliError::io(&log_path))?;
@@ -253,17 +220,16 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
         return Ok(Status::Failed);
     };
     let addr = std::fs::read_to_string(dir.join(ADDRFILE)).unwrap_or_default();
-    let stats: serde_json::Value = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(3))
+    let local: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(3)))
         .build()
+        .into();
+    let stats: serde_json::Value = local
+        .get(format!("http://{}/_aa/status", addr.trim()))
+        .call()
         .ok()
-        .and_then(|c| {
-            c.get(format!("http://{}/_aa/status", addr.trim()))
-                .send()
-                .ok()
-        })
-        .and_then(|r| r.json().ok())
+        .and_then(|mut r| r.body_mut().read_json().ok())
         .unwrap_or_default();
     let data = json!({ "running": true, "pid": pid, "listen": addr.trim(), "status": stats });
     out.emit("status", &data, || {
@@ -304,5 +270,85 @@ fn logs(dir: &Path, follow: bool) -> Result<Status, CliError> {
             return Ok(Status::Success);
         }
         let _ = stdout.flush();
+    }
+}
+
+/// The arguments of `aasm proxy run` for a `aasm [--json] proxy start …` command line (the
+/// program name first): `start` becomes `run`, `--token` is dropped (it goes through the
+/// environment), everything else is passed on as given.
+fn run_argv(argv: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>, CliError> {
+    let mut out: Vec<OsString> = Vec::new();
+    let mut args = argv.into_iter().skip(1);
+    let (mut group_seen, mut verb_seen) = (false, false);
+    while let Some(arg) = args.next() {
+        // Only the global `--json` may come between `proxy` and `start`.
+        if !verb_seen {
+            if group_seen && arg == "start" {
+                out.push("run".into());
+                verb_seen = true;
+            } else {
+                group_seen |= arg == "proxy";
+                out.push(arg);
+            }
+            continue;
+        }
+        if arg == "--token" {
+            let _value = args.next();
+        } else if !arg.to_str().is_some_and(|a| a.starts_with("--token=")) {
+            out.push(arg);
+        }
+    }
+    if verb_seen {
+        Ok(out)
+    } else {
+        Err(CliError::Input(
+            "`proxy start` must be run as `aasm proxy start …`".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn start_becomes_run_and_the_token_leaves_argv() {
+        let child = run_argv(argv(&[
+            "/bin/aasm",
+            "proxy",
+            "--json",
+            "start",
+            "--ca-dir",
+            "proxy",
+            "--token",
+            "secret",
+            "--llm=h=openai",
+            "--token=secret2",
+            "--passthrough",
+            "start",
+        ]))
+        .unwrap();
+        assert_eq!(
+            child,
+            argv(&[
+                "proxy",
+                "--json",
+                "run",
+                "--ca-dir",
+                "proxy",
+                "--llm=h=openai",
+                "--passthrough",
+                "start"
+            ])
+        );
+    }
+
+    #[test]
+    fn another_command_line_is_refused() {
+        assert!(run_argv(argv(&["aasm", "proxy", "run"])).is_err());
     }
 }
