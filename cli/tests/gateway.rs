@@ -1027,3 +1027,83 @@ fn events_the_gateway_refuses_are_kept_even_before_the_spill_dir_exists() {
     assert_eq!(kept.lines().count(), 1);
     governor.close(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn decide_asks_the_gateway_and_tail_follows_its_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir(
+        dir.path(),
+        "@id(\"calc-only\") permit (principal, action == Action::\"tool_call\", resource == Tool::\"calc\");",
+        None,
+    );
+    let gw = Gateway::start(&dir.path().join("gw.db"), Some(&policy));
+    let token = gw.register("decider", None);
+
+    // `aasm decide --gateway`: remote mode through the SDK governor; the gateway records.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aasm"))
+        .args([
+            "--json",
+            "decide",
+            "--agent",
+            "decider",
+            "--gateway",
+            &gw.url,
+        ])
+        .env("AA_TOKEN", &token)
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", tool("calc")).unwrap();
+        writeln!(stdin, "{}", tool("shell")).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let effects: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["data"]["decision"]["effect"].to_string()
+        })
+        .collect();
+    assert_eq!(effects, ["\"allow\"", "\"deny\""]);
+    assert_eq!(gw.all_records().len(), 2, "the gateway recorded both");
+
+    // `aasm audit tail -f --gateway`: the backlog, then records as they are stored (SSE).
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_aasm"))
+        .args([
+            "--json",
+            "audit",
+            "tail",
+            "-f",
+            "-n",
+            "1",
+            "--gateway",
+            &gw.url,
+        ])
+        .env("AA_TOKEN", ADMIN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    let mut next_seq = || {
+        let line = lines.next().unwrap().unwrap();
+        serde_json::from_str::<Value>(&line).unwrap()["data"]["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(next_seq(), 2, "the last record of the backlog");
+    gw.decide(&token, "decider", tool("calc"));
+    assert_eq!(next_seq(), 3, "a live record from the stream");
+    let _ = tail.kill();
+    let _ = tail.wait();
+}
