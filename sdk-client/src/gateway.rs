@@ -15,6 +15,7 @@ use aa_core::wire::{
 use aa_core::{Action, Agent, AuditEvent, AuditRecord, Checkpoint, Decision, Layer, PolicyBundle};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use ureq::http::{Method, Response};
 
 use crate::audit_stream::AuditStream;
 
@@ -64,6 +65,9 @@ pub enum GatewayError {
         /// Why the body did not decode.
         source: Box<ureq::Error>,
     },
+    /// A request body could not be encoded as JSON.
+    #[error("cannot encode the request: {0}")]
+    Encode(serde_json::Error),
     /// The audit stream broke off.
     #[error("the audit stream was cut: {0}")]
     StreamCut(std::io::Error),
@@ -85,6 +89,7 @@ impl GatewayError {
             }
             GatewayError::CaCert { .. }
             | GatewayError::NoCertificate { .. }
+            | GatewayError::Encode(_)
             | GatewayError::Record(_) => false,
         }
     }
@@ -253,9 +258,7 @@ impl GatewayClient {
     }
 
     /// Checks the status of an answer: 2xx passes, anything else becomes [`GatewayError`].
-    fn check(
-        mut resp: ureq::http::Response<ureq::Body>,
-    ) -> Result<ureq::http::Response<ureq::Body>> {
+    fn check(mut resp: Response<ureq::Body>) -> Result<Response<ureq::Body>> {
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(resp);
@@ -264,10 +267,7 @@ impl GatewayClient {
         Err(remote_error(status, &text))
     }
 
-    fn decode<T: DeserializeOwned>(
-        what: &'static str,
-        resp: ureq::http::Response<ureq::Body>,
-    ) -> Result<T> {
+    fn decode<T: DeserializeOwned>(what: &'static str, resp: Response<ureq::Body>) -> Result<T> {
         Self::check(resp)?
             .body_mut()
             .read_json()
@@ -277,29 +277,61 @@ impl GatewayClient {
             })
     }
 
-    fn get<T: DeserializeOwned>(&self, what: &'static str, path: &str) -> Result<T> {
-        let resp = self
-            .agent
-            .get(self.url(path))
-            .header("Authorization", &self.auth)
-            .call()
-            .map_err(self.transport(path))?;
+    /// Sends one request (bearer token, optional JSON body, extra headers) with `agent`.
+    fn call(
+        &self,
+        agent: &ureq::Agent,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<ureq::Body>> {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("Authorization", &self.auth);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        match body {
+            Some(b) => req
+                .header("Content-Type", "application/json")
+                .body(b)
+                .map_err(ureq::Error::from)
+                .and_then(|r| agent.run(r)),
+            None => req
+                .body(())
+                .map_err(ureq::Error::from)
+                .and_then(|r| agent.run(r)),
+        }
+        .map_err(self.transport(path))
+    }
+
+    /// One request and its decoded answer.
+    fn exchange<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T> {
+        let resp = self.call(&self.agent, method, path, body, &[])?;
         Self::decode(what, resp)
     }
 
-    fn post<B: Serialize, T: DeserializeOwned>(
+    fn get<T: DeserializeOwned>(&self, what: &'static str, path: &str) -> Result<T> {
+        self.exchange(what, Method::GET, path, None)
+    }
+
+    fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         what: &'static str,
+        method: Method,
         path: &str,
         body: &B,
     ) -> Result<T> {
-        let resp = self
-            .agent
-            .post(self.url(path))
-            .header("Authorization", &self.auth)
-            .send_json(body)
-            .map_err(self.transport(path))?;
-        Self::decode(what, resp)
+        let bytes = serde_json::to_vec(body).map_err(GatewayError::Encode)?;
+        self.exchange(what, method, path, Some(bytes))
     }
 
     /// `POST /v1/decide`: the gateway decides (shared budgets) and records the decision.
@@ -309,7 +341,7 @@ impl GatewayClient {
             action: action.clone(),
             layer: Some(layer),
         };
-        self.post("POST /v1/decide", "/v1/decide", &body)
+        self.send("POST /v1/decide", Method::POST, "/v1/decide", &body)
     }
 
     /// `POST /v1/events`; `Ok` once the gateway committed them.
@@ -317,22 +349,18 @@ impl GatewayClient {
         let body = EventsRequest {
             events: events.into(),
         };
-        self.post("POST /v1/events", "/v1/events", &body)
+        self.send("POST /v1/events", Method::POST, "/v1/events", &body)
     }
 
     /// `GET /v1/policy`, long-polling up to `wait` seconds when `etag` (the version held) is
     /// given. `Ok(None)`: unchanged.
     pub fn policy(&self, etag: Option<&str>, wait: u64) -> Result<Option<PolicyDocument>> {
         let client = if wait > 0 { &self.polling } else { &self.agent };
-        let path = "/v1/policy";
-        let mut req = client
-            .get(self.url(path))
-            .query("wait", wait.to_string())
-            .header("Authorization", &self.auth);
-        if let Some(e) = etag {
-            req = req.header("If-None-Match", &format!("\"{e}\""));
-        }
-        let resp = req.call().map_err(self.transport(path))?;
+        let etag = etag.map(|e| format!("\"{e}\""));
+        let headers: Vec<(&str, &str)> =
+            etag.iter().map(|e| ("If-None-Match", e.as_str())).collect();
+        let path = format!("/v1/policy?wait={wait}");
+        let resp = self.call(client, Method::GET, &path, None, &headers)?;
         if resp.status().as_u16() == 304 {
             return Ok(None);
         }
@@ -341,14 +369,7 @@ impl GatewayClient {
 
     /// `PUT /v1/policy` (admin): validated by the gateway; the old policy stays on error.
     pub fn put_policy(&self, bundle: &PolicyBundle) -> Result<PolicyVersion> {
-        let path = "/v1/policy";
-        let resp = self
-            .agent
-            .put(self.url(path))
-            .header("Authorization", &self.auth)
-            .send_json(bundle)
-            .map_err(self.transport(path))?;
-        Self::decode("PUT /v1/policy", resp)
+        self.send("PUT /v1/policy", Method::PUT, "/v1/policy", bundle)
     }
 
     /// `GET /v1/agents` (admin).
@@ -358,29 +379,19 @@ impl GatewayClient {
 
     /// `POST /v1/agents` (admin): the token is in the answer, once.
     pub fn register(&self, request: &RegisterRequest) -> Result<Registered> {
-        self.post("POST /v1/agents", "/v1/agents", request)
-    }
-
-    fn post_empty<T: DeserializeOwned>(&self, what: &'static str, path: &str) -> Result<T> {
-        let resp = self
-            .agent
-            .post(self.url(path))
-            .header("Authorization", &self.auth)
-            .send_empty()
-            .map_err(self.transport(path))?;
-        Self::decode(what, resp)
+        self.send("POST /v1/agents", Method::POST, "/v1/agents", request)
     }
 
     /// `POST /v1/agents/{id}/suspend` (admin): the kill switch on.
     pub fn suspend(&self, agent_id: &str) -> Result<AgentInfo> {
         let path = format!("/v1/agents/{}/suspend", encode_segment(agent_id));
-        self.post_empty("POST /v1/agents/{id}/suspend", &path)
+        self.exchange("POST /v1/agents/{id}/suspend", Method::POST, &path, None)
     }
 
     /// `POST /v1/agents/{id}/resume` (admin): the kill switch off.
     pub fn resume(&self, agent_id: &str) -> Result<AgentInfo> {
         let path = format!("/v1/agents/{}/resume", encode_segment(agent_id));
-        self.post_empty("POST /v1/agents/{id}/resume", &path)
+        self.exchange("POST /v1/agents/{id}/resume", Method::POST, &path, None)
     }
 
     /// `GET /v1/whoami`: who this client's token belongs to.
@@ -431,12 +442,8 @@ impl GatewayClient {
         let path = format!("/v1/audit/stream?after={after}");
         // No overall deadline: the stream lasts as long as the gateway does.
         let streaming = http_agent(&self.tls, None, self.timeout.min(Duration::from_secs(5)));
-        let resp = streaming
-            .get(self.url(&path))
-            .header("Authorization", &self.auth)
-            .header("Accept", "text/event-stream")
-            .call()
-            .map_err(self.transport(&path))?;
+        let accept = [("Accept", "text/event-stream")];
+        let resp = self.call(&streaming, Method::GET, &path, None, &accept)?;
         let resp = Self::check(resp)?;
         Ok(AuditStream::new(resp.into_body().into_reader()))
     }
