@@ -56,13 +56,46 @@ pub enum CliError {
     /// The SDK client (the governor behind `decide`) could not start.
     #[error(transparent)]
     Client(Box<aa_sdk_client::ClientError>),
+    /// The gateway server failed.
+    #[error(transparent)]
+    Server(Box<aa_gateway::GatewayError>),
+    /// The proxy (or its CA) failed.
+    #[error(transparent)]
+    Proxy(Box<aa_proxy::ProxyError>),
+    /// The kernel layer failed.
+    #[error(transparent)]
+    Ebpf(Box<aa_ebpf::EbpfError>),
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// A child process could not start.
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        /// What.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
-impl From<aa_sdk_client::GatewayError> for CliError {
-    fn from(e: aa_sdk_client::GatewayError) -> Self {
-        CliError::Gateway(Box::new(e))
-    }
+/// `From` for the errors a `CliError` boxes, so `?` works on them.
+macro_rules! boxed_from {
+    ($($variant:ident($t:ty)),* $(,)?) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                CliError::$variant(Box::new(e))
+            }
+        }
+    )*};
 }
+
+boxed_from!(
+    Server(aa_gateway::GatewayError),
+    Proxy(aa_proxy::ProxyError),
+    Ebpf(aa_ebpf::EbpfError),
+);
+
+boxed_from!(Gateway(aa_sdk_client::GatewayError));
 
 impl From<aa_sdk_client::ClientError> for CliError {
     fn from(e: aa_sdk_client::ClientError) -> Self {

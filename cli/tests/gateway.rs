@@ -116,6 +116,9 @@ fn http(timeout: Duration) -> Client {
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .proxy(None)
+            // A fresh connection per request: some tests post bodies that a route does not
+            // read, after which the server closes that connection.
+            .max_idle_connections(0)
             .build()
             .into(),
     )
@@ -1075,6 +1078,11 @@ fn decide_asks_the_gateway_and_tail_follows_its_stream() {
         })
         .collect();
     assert_eq!(effects, ["\"allow\"", "\"deny\""]);
+    // The gateway records its decisions through its writer queue: wait for both.
+    let started = Instant::now();
+    while gw.all_records().len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(gw.all_records().len(), 2, "the gateway recorded both");
 
     // `aasm audit tail -f --gateway`: the backlog, then records as they are stored (SSE).

@@ -21,8 +21,7 @@ pub fn run(command: ProxyCommand, out: &Printer) -> Result<Status, CliError> {
     match command {
         ProxyCommand::InstallCa { dir, trust_dir } => install_ca(&dir.ca_dir, &trust_dir, out),
         ProxyCommand::UninstallCa { trust_dir } => {
-            let removed = aa_proxy::ca::uninstall_system(&trust_dir)
-                .map_err(|e| CliError::Input(e.to_string()))?;
+            let removed = aa_proxy::ca::uninstall_system(&trust_dir)?;
             out.emit("uninstall-ca", &json!({ "removed": removed }), || {
                 if removed {
                     "removed the Agent Assembly CA from the trust store".into()
@@ -41,10 +40,8 @@ pub fn run(command: ProxyCommand, out: &Printer) -> Result<Status, CliError> {
 }
 
 fn install_ca(dir: &Path, trust_dir: &Path, out: &Printer) -> Result<Status, CliError> {
-    let (cert, _key) =
-        aa_proxy::ca::load_or_create(dir).map_err(|e| CliError::Input(e.to_string()))?;
-    let installed = aa_proxy::ca::install_system(&cert, trust_dir)
-        .map_err(|e| CliError::Input(e.to_string()))?;
+    let (cert, _key) = aa_proxy::ca::load_or_create(dir)?;
+    let installed = aa_proxy::ca::install_system(&cert, trust_dir)?;
     // A bundle of the system roots plus our CA, for tools that replace rather than add roots.
     let system = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
     let bundle = dir.join("bundle.pem");
@@ -99,19 +96,17 @@ fn run_foreground(args: ProxyRunArgs) -> Result<Status, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Input(format!("cannot start the runtime: {e}")))?;
-    runtime
-        .block_on(aa_proxy::run(
-            config,
-            super::gateway::shutdown_signal(),
-            move |addr| {
-                let _ = std::fs::write(&addr_file, addr.to_string());
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "listening on http://{addr}");
-                let _ = out.flush();
-            },
-        ))
-        .map_err(|e| CliError::Input(e.to_string()))?;
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(aa_proxy::run(
+        config,
+        super::gateway::shutdown_signal(),
+        move |addr| {
+            let _ = std::fs::write(&addr_file, addr.to_string());
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{addr}");
+            let _ = out.flush();
+        },
+    ))?;
     Ok(Status::Success)
 }
 
@@ -132,7 +127,11 @@ fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
             "the proxy already runs (pid {pid}); `aasm proxy stop` first"
         )));
     }
-    let exe = std::env::current_exe().map_err(|e| CliError::Input(e.to_string()))?;
+    let spawn = |source| CliError::Spawn {
+        what: "the proxy".into(),
+        source,
+    };
+    let exe = std::env::current_exe().map_err(spawn)?;
     let log_path = dir.join(LOGFILE);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -158,7 +157,7 @@ fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
         .stdout(log)
         .stderr(err)
         .spawn()
-        .map_err(|e| CliError::Input(format!("cannot start the proxy: {e}")))?;
+        .map_err(spawn)?;
     let pid = child.id();
     std::fs::write(dir.join(PIDFILE), pid.to_string()).map_err(CliError::io(&dir))?;
     // Wait for it to listen (or die).
