@@ -1085,6 +1085,21 @@ fn decide_asks_the_gateway_and_tail_follows_its_stream() {
     }
     assert_eq!(gw.all_records().len(), 2, "the gateway recorded both");
 
+    // A token the gateway does not know fails the command (exit 2), not each decision.
+    let out = Command::new(env!("CARGO_BIN_EXE_aasm"))
+        .args(["decide", "--agent", "decider", "--gateway", &gw.url])
+        .env("AA_TOKEN", "not-a-token")
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("gateway answered 401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // `aasm audit tail -f --gateway`: the backlog, then records as they are stored (SSE).
     let mut tail = Command::new(env!("CARGO_BIN_EXE_aasm"))
         .args([

@@ -71,6 +71,11 @@ pub fn run(args: DecideArgs, out: &Printer) -> Result<Status, CliError> {
     config.embedded_audit = args.audit.is_some();
     config.checkpoint_every = args.checkpoint_every;
     let governor = Governor::start(config)?;
+    // The governor turns an unreachable gateway into `unavailable` decisions; a command line
+    // with a wrong URL or token should fail before the first line instead.
+    if let Some(gateway) = governor.gateway() {
+        gateway.whoami()?;
+    }
     if let Some(log) = governor.audit_log()
         && log.recovered_bytes() > 0
     {
