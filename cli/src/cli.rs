@@ -1,4 +1,4 @@
-//! Command-line grammar.
+//! The command-line grammar (clap).
 
 use std::path::PathBuf;
 
@@ -12,10 +12,12 @@ pub struct Cli {
     /// Machine-readable output: JSON Lines on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check and test policy directories.
@@ -47,6 +49,7 @@ pub enum Command {
     },
 }
 
+/// Which schema `aasm schema` prints.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum SchemaKind {
     /// The Cedar schema (entity types, actions, context).
@@ -71,6 +74,59 @@ pub struct Remote {
     pub ca_cert: Option<PathBuf>,
 }
 
+impl Remote {
+    /// A client of this gateway.
+    pub fn client(&self) -> Result<aa_sdk_client::GatewayClient, aa_sdk_client::GatewayError> {
+        aa_sdk_client::GatewayClient::new(
+            &self.url,
+            &self.token,
+            &cli_options(self.ca_cert.clone()),
+        )
+    }
+}
+
+/// The gateway client's options for a command line: requests may take a while (long polls,
+/// large pages), connections may not.
+pub fn cli_options(ca_cert: Option<PathBuf>) -> aa_sdk_client::GatewayOptions {
+    aa_sdk_client::GatewayOptions {
+        timeout: std::time::Duration::from_secs(70),
+        ca_cert,
+        ..aa_sdk_client::GatewayOptions::default()
+    }
+}
+
+/// An optional gateway: commands that work on a local file or directory, or on a gateway.
+#[derive(Debug, Clone, Args)]
+pub struct OptionalRemote {
+    /// Gateway URL (instead of a local file or directory).
+    #[arg(long = "gateway", env = "AA_GATEWAY_URL")]
+    pub gateway: Option<String>,
+    /// Bearer token for the gateway. Prefer the environment variable: arguments show in `ps`.
+    #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Extra CA certificate (PEM) to trust for a TLS gateway.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl OptionalRemote {
+    /// The gateway, when one is given (its token is then required).
+    pub fn remote(&self) -> Result<Option<Remote>, crate::CliError> {
+        let Some(url) = &self.gateway else {
+            return Ok(None);
+        };
+        let token = self.token.clone().ok_or_else(|| {
+            crate::CliError::Input("--gateway needs a token (--token or AA_TOKEN)".into())
+        })?;
+        Ok(Some(Remote {
+            url: url.clone(),
+            token,
+            ca_cert: self.ca_cert.clone(),
+        }))
+    }
+}
+
+/// `aasm gateway`.
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     /// Address to listen on.
@@ -96,6 +152,7 @@ pub struct GatewayArgs {
     pub log_format: LogFormat,
 }
 
+/// The gateway's log format.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -104,10 +161,12 @@ pub enum LogFormat {
     Json,
 }
 
+/// `aasm agents`.
 #[derive(Debug, Subcommand)]
 pub enum AgentsCommand {
     /// List registered agents.
     List {
+        /// The gateway.
         #[command(flatten)]
         remote: Remote,
     },
@@ -124,6 +183,7 @@ pub enum AgentsCommand {
         /// Issue a new token for an existing agent.
         #[arg(long)]
         rotate: bool,
+        /// The gateway.
         #[command(flatten)]
         remote: Remote,
     },
@@ -131,6 +191,7 @@ pub enum AgentsCommand {
     Suspend {
         /// Agent id.
         id: String,
+        /// The gateway.
         #[command(flatten)]
         remote: Remote,
     },
@@ -138,17 +199,24 @@ pub enum AgentsCommand {
     Resume {
         /// Agent id.
         id: String,
+        /// The gateway.
         #[command(flatten)]
         remote: Remote,
     },
 }
 
-fn parse_label(s: &str) -> Result<(String, String), String> {
+/// A `--label` that is not `key=value`.
+#[derive(Debug, thiserror::Error)]
+#[error("expected key=value, got `{0}`")]
+pub struct BadLabel(String);
+
+fn parse_label(s: &str) -> Result<(String, String), BadLabel> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected key=value, got `{s}`"))
+        .ok_or_else(|| BadLabel(s.to_owned()))
 }
 
+/// `aasm policy`.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate Cedar policies against the schema, and the budget and price files.
@@ -160,6 +228,7 @@ pub enum PolicyCommand {
     Push {
         /// Policy directory.
         dir: PathBuf,
+        /// The gateway.
         #[command(flatten)]
         remote: Remote,
     },
@@ -172,17 +241,15 @@ pub enum PolicyCommand {
     },
 }
 
+/// `aasm decide`.
 #[derive(Debug, Args)]
 pub struct DecideArgs {
     /// Policy directory (embedded mode).
     #[arg(long, required_unless_present = "gateway", conflicts_with = "gateway")]
     pub policy: Option<PathBuf>,
-    /// Gateway URL: ask the gateway (remote mode, shared budgets; it records the decisions).
-    #[arg(long, env = "AA_GATEWAY_URL")]
-    pub gateway: Option<String>,
-    /// Bearer token for the gateway.
-    #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// The gateway to ask instead (remote mode, shared budgets; it records the decisions).
+    #[command(flatten)]
+    pub remote: OptionalRemote,
     /// Agent id for lines that hold a bare action.
     #[arg(long, default_value = "cli")]
     pub agent: String,
@@ -203,23 +270,22 @@ pub struct DecideArgs {
     pub fail_open: bool,
 }
 
-fn parse_layer(s: &str) -> Result<Layer, String> {
-    s.parse().map_err(|e: aa_core::ModelError| e.to_string())
+fn parse_layer(s: &str) -> Result<Layer, aa_core::ModelError> {
+    s.parse()
 }
 
+/// `aasm audit`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the hash chain, check checkpoint signatures, name the first broken link.
     Verify {
         /// Audit file (JSON Lines); or give --gateway.
-        #[arg(required_unless_present = "gateway")]
+        #[arg(required_unless_present = "gateway", conflicts_with = "gateway")]
         file: Option<PathBuf>,
-        /// Verify the chain stored at this gateway (records and checkpoints fetched over the API).
-        #[arg(long, env = "AA_GATEWAY_URL", conflicts_with = "file")]
-        gateway: Option<String>,
-        /// Bearer token for the gateway (admin).
-        #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        /// Verify the chain stored at this gateway (records and checkpoints fetched over the
+        /// API, admin token).
+        #[command(flatten)]
+        remote: OptionalRemote,
         /// Hex Ed25519 public key the checkpoints must be signed with.
         #[arg(long, conflicts_with = "key_file")]
         public_key: Option<String>,
@@ -234,14 +300,11 @@ pub enum AuditCommand {
     /// Print the records of an audit file, optionally following new ones.
     Tail {
         /// Audit file (JSON Lines); or give --gateway.
-        #[arg(required_unless_present = "gateway")]
+        #[arg(required_unless_present = "gateway", conflicts_with = "gateway")]
         file: Option<PathBuf>,
-        /// Read the records of this gateway (follow: its SSE stream).
-        #[arg(long, env = "AA_GATEWAY_URL", conflicts_with = "file")]
-        gateway: Option<String>,
-        /// Bearer token for the gateway (admin).
-        #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        /// Read the records of this gateway (follow: its SSE stream; admin token).
+        #[command(flatten)]
+        remote: OptionalRemote,
         /// Show the last N lines first.
         #[arg(short = 'n', long, default_value_t = 20, conflicts_with = "all")]
         lines: usize,
@@ -254,6 +317,7 @@ pub enum AuditCommand {
     },
     /// Export a gateway's chain as an audit file that `aasm audit verify FILE` checks offline.
     Export {
+        /// The gateway.
         #[command(flatten)]
         remote: Remote,
         /// Output file (default: stdout).
@@ -270,25 +334,55 @@ pub struct ProxyDir {
     pub ca_dir: PathBuf,
 }
 
+/// Where a layer (proxy, eBPF) gets its policy and sends its records: a gateway, or a policy
+/// directory and an audit file.
 #[derive(Debug, Clone, Args)]
-pub struct ProxyRunArgs {
-    #[command(flatten)]
-    pub dir: ProxyDir,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8899")]
-    pub listen: std::net::SocketAddr,
-    /// Gateway URL (local mode: policy from the gateway, audit to the gateway).
+pub struct LayerSource {
+    /// Gateway URL (local mode: policy from the gateway, records shipped to it in batches).
     #[arg(long, env = "AA_GATEWAY_URL")]
     pub gateway: Option<String>,
-    /// Token for the gateway; the proxy reports for every agent behind it (the admin token).
+    /// Token for the gateway: the agent's, or the admin token to report for every agent behind
+    /// the layer.
     #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Extra CA certificate (PEM) to trust for a TLS gateway.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
     /// Policy directory (embedded mode, without a gateway).
     #[arg(long, conflicts_with = "gateway")]
     pub policy: Option<PathBuf>,
     /// Audit file in embedded mode.
     #[arg(long)]
     pub audit_file: Option<PathBuf>,
+}
+
+impl LayerSource {
+    /// The SDK client's input for `agent_id`.
+    pub fn client_input(&self, agent_id: String) -> aa_sdk_client::ConfigInput {
+        aa_sdk_client::ConfigInput {
+            gateway_url: self.gateway.clone(),
+            agent_id: Some(agent_id),
+            token: self.token.clone(),
+            policy: self.policy.clone(),
+            audit_file: self.audit_file.clone(),
+            ca_cert: self.ca_cert.clone(),
+            ..aa_sdk_client::ConfigInput::default()
+        }
+    }
+}
+
+/// `aasm proxy run` and `aasm proxy start`.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyRunArgs {
+    /// Where the CA, pidfile and log are.
+    #[command(flatten)]
+    pub dir: ProxyDir,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8899")]
+    pub listen: std::net::SocketAddr,
+    /// Policy and records.
+    #[command(flatten)]
+    pub source: LayerSource,
     /// Agent for requests without Proxy-Authorization.
     #[arg(long, env = "AA_AGENT_ID")]
     pub default_agent: Option<String>,
@@ -309,10 +403,12 @@ pub struct ProxyRunArgs {
     pub fail_open: bool,
 }
 
+/// `aasm proxy`.
 #[derive(Debug, Subcommand)]
 pub enum ProxyCommand {
     /// Create the local CA (key mode 0600), add it to the system trust store, print the env vars.
     InstallCa {
+        /// Where the CA is.
         #[command(flatten)]
         dir: ProxyDir,
         /// Trust-store directory (Debian: /usr/local/share/ca-certificates).
@@ -331,16 +427,19 @@ pub enum ProxyCommand {
     Run(ProxyRunArgs),
     /// Stop the background proxy.
     Stop {
+        /// Where the pidfile is.
         #[command(flatten)]
         dir: ProxyDir,
     },
     /// Whether it runs, its pid, address and counters.
     Status {
+        /// Where the pidfile is.
         #[command(flatten)]
         dir: ProxyDir,
     },
     /// Print the proxy's log.
     Logs {
+        /// Where the log is.
         #[command(flatten)]
         dir: ProxyDir,
         /// Keep printing.
@@ -349,23 +448,15 @@ pub enum ProxyCommand {
     },
 }
 
+/// `aasm ebpf attach`.
 #[derive(Debug, Clone, Args)]
 pub struct EbpfAttachArgs {
     /// The agent's cgroup v2 directory (created if absent under the cgroup2 mount).
     #[arg(long)]
     pub cgroup: PathBuf,
-    /// Gateway URL (policy from the gateway, `layer: ebpf` records shipped to it in batches).
-    #[arg(long, env = "AA_GATEWAY_URL")]
-    pub gateway: Option<String>,
-    /// Token for the gateway (the agent's token, or the admin token).
-    #[arg(long, env = "AA_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Policy directory (embedded mode, without a gateway).
-    #[arg(long, conflicts_with = "gateway")]
-    pub policy: Option<PathBuf>,
-    /// Audit file in embedded mode.
-    #[arg(long)]
-    pub audit_file: Option<PathBuf>,
+    /// Policy and `layer: ebpf` records.
+    #[command(flatten)]
+    pub source: LayerSource,
     /// Agent the records are attributed to.
     #[arg(long, env = "AA_AGENT_ID", default_value = "ebpf")]
     pub agent: String,
@@ -380,6 +471,7 @@ pub struct EbpfAttachArgs {
     pub ring_bytes: u32,
 }
 
+/// `aasm ebpf`.
 #[derive(Debug, Subcommand)]
 pub enum EbpfCommand {
     /// Attach the probes to a cgroup and run until stopped (SIGINT/SIGTERM).

@@ -1,24 +1,20 @@
-//! `aasm`: the Agent Assembly command line.
-
-mod cli;
-mod client;
-mod commands;
-mod output;
+//! `aasm`: the Agent Assembly command line (a thin `main` over the `aasm` library).
 
 use std::process::ExitCode;
 
+use aasm::{Printer, Status};
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // One TLS crypto provider for the process (ring): the gateway client and server use it.
+    // One TLS crypto provider for the process (ring): the gateway server uses it.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = cli::Cli::parse();
-    let out = output::Printer::new(cli.json);
-    match commands::run(cli.command, &out) {
+    let cli = aasm::cli::Cli::parse();
+    let out = Printer::new(cli.json);
+    match aasm::run(cli.command, &out) {
         Ok(status) => status.into(),
         Err(e) => {
             out.error(&e);
-            output::Status::Failure.into()
+            Status::Failure.into()
         }
     }
 }

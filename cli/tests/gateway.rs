@@ -13,9 +13,89 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
+use ureq::http::{Method, StatusCode};
+
+/// A small request builder over ureq, so each test reads as one chained call.
+#[derive(Clone)]
+struct Client(ureq::Agent);
+
+struct Req {
+    agent: ureq::Agent,
+    request: ureq::http::request::Builder,
+    body: Option<Vec<u8>>,
+}
+
+struct Resp(ureq::http::Response<ureq::Body>);
+
+impl Client {
+    fn request(&self, method: Method, url: String) -> Req {
+        Req {
+            agent: self.0.clone(),
+            request: ureq::http::Request::builder().method(method).uri(url),
+            body: None,
+        }
+    }
+
+    fn get(&self, url: String) -> Req {
+        self.request(Method::GET, url)
+    }
+
+    fn post(&self, url: String) -> Req {
+        self.request(Method::POST, url)
+    }
+}
+
+impl Req {
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.header(name, value);
+        self
+    }
+
+    fn bearer_auth(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    fn json<T: serde::Serialize>(mut self, body: &T) -> Self {
+        self.body = Some(serde_json::to_vec(body).unwrap());
+        self.header("content-type", "application/json")
+    }
+
+    fn body(mut self, body: &str) -> Self {
+        self.body = Some(body.as_bytes().to_vec());
+        self
+    }
+
+    fn send(self) -> Result<Resp, ureq::Error> {
+        match self.body {
+            Some(b) => self.agent.run(self.request.body(b).unwrap()),
+            None => self.agent.run(self.request.body(()).unwrap()),
+        }
+        .map(Resp)
+    }
+}
+
+impl Resp {
+    fn status(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn headers(&self) -> &ureq::http::HeaderMap {
+        self.0.headers()
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(mut self) -> Result<T, ureq::Error> {
+        self.0.body_mut().read_json()
+    }
+
+    fn text(mut self) -> Result<String, ureq::Error> {
+        self.0.body_mut().read_to_string()
+    }
+
+    fn into_reader(self) -> impl Read {
+        self.0.into_body().into_reader()
+    }
+}
 
 const ADMIN: &str = "test-admin-token-0123456789";
 
@@ -31,8 +111,17 @@ fn root() -> PathBuf {
 }
 
 fn http(timeout: Duration) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder().timeout(timeout).build().unwrap()
+    Client(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .proxy(None)
+            // A fresh connection per request: some tests post bodies that a route does not
+            // read, after which the server closes that connection.
+            .max_idle_connections(0)
+            .build()
+            .into(),
+    )
 }
 
 impl Gateway {
@@ -65,12 +154,7 @@ impl Gateway {
         }
     }
 
-    fn req(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-    ) -> reqwest::blocking::RequestBuilder {
+    fn req(&self, method: Method, path: &str, token: Option<&str>) -> Req {
         let r = self.http.request(method, format!("{}{path}", self.url));
         match token {
             Some(t) => r.bearer_auth(t),
@@ -79,14 +163,14 @@ impl Gateway {
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let resp = self.req(reqwest::Method::GET, path, token).send().unwrap();
+        let resp = self.req(Method::GET, path, token).send().unwrap();
         let status = resp.status();
         (status, resp.json().unwrap_or(Value::Null))
     }
 
     fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
         let resp = self
-            .req(reqwest::Method::POST, path, token)
+            .req(Method::POST, path, token)
             .json(body)
             .send()
             .unwrap();
@@ -248,7 +332,7 @@ fn auth_rules_hold_on_every_route() {
         StatusCode::FORBIDDEN
     );
     let put = gw
-        .req(reqwest::Method::PUT, "/v1/policy", Some(&a))
+        .req(Method::PUT, "/v1/policy", Some(&a))
         .json(&json!({"files": {}}))
         .send()
         .unwrap();
@@ -259,7 +343,7 @@ fn auth_rules_hold_on_every_route() {
 
     // Malformed JSON is a 400 with a JSON body, never a 500.
     let resp = gw
-        .req(reqwest::Method::POST, "/v1/decide", Some(ADMIN))
+        .req(Method::POST, "/v1/decide", Some(ADMIN))
         .header("content-type", "application/json")
         .body("{nope")
         .send()
@@ -296,7 +380,7 @@ fn auth_rules_hold_on_every_route() {
     // Health and metrics need no token; metrics count decisions by result and layer.
     assert_eq!(gw.get("/healthz", None).1["status"], "ok");
     let metrics = gw
-        .req(reqwest::Method::GET, "/metrics", None)
+        .req(Method::GET, "/metrics", None)
         .send()
         .unwrap()
         .text()
@@ -336,7 +420,7 @@ fn policy_etag_long_poll_and_bad_policy_rejected() {
         Some(&root().join("examples/policies/permissive")),
     ));
     let resp = gw
-        .req(reqwest::Method::GET, "/v1/policy", Some(ADMIN))
+        .req(Method::GET, "/v1/policy", Some(ADMIN))
         .send()
         .unwrap();
     let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
@@ -344,7 +428,7 @@ fn policy_etag_long_poll_and_bad_policy_rejected() {
     let v1 = doc["version"].as_str().unwrap().to_owned();
     assert_eq!(etag, format!("\"{v1}\""));
     let resp = gw
-        .req(reqwest::Method::GET, "/v1/policy", Some(ADMIN))
+        .req(Method::GET, "/v1/policy", Some(ADMIN))
         .header("if-none-match", &etag)
         .send()
         .unwrap();
@@ -353,7 +437,7 @@ fn policy_etag_long_poll_and_bad_policy_rejected() {
     // A bad policy is rejected with file:line:column diagnostics, and the old one stays.
     let bad = json!({"files": {"bad.cedar": "permit(principal, action, resource)\nwhen { context.nope };"}});
     let resp = gw
-        .req(reqwest::Method::PUT, "/v1/policy", Some(ADMIN))
+        .req(Method::PUT, "/v1/policy", Some(ADMIN))
         .json(&bad)
         .send()
         .unwrap();
@@ -375,7 +459,7 @@ fn policy_etag_long_poll_and_bad_policy_rejected() {
         std::thread::spawn(move || {
             let started = Instant::now();
             let resp = gw
-                .req(reqwest::Method::GET, "/v1/policy?wait=30", Some(ADMIN))
+                .req(Method::GET, "/v1/policy?wait=30", Some(ADMIN))
                 .header("if-none-match", &etag)
                 .send()
                 .unwrap();
@@ -389,7 +473,7 @@ fn policy_etag_long_poll_and_bad_policy_rejected() {
     std::thread::sleep(Duration::from_millis(500));
     let strict = json!({"files": {"p.cedar": "@id(\"only-calc\") permit(principal, action == Action::\"tool_call\", resource == Tool::\"calc\");"}});
     let resp = gw
-        .req(reqwest::Method::PUT, "/v1/policy", Some(ADMIN))
+        .req(Method::PUT, "/v1/policy", Some(ADMIN))
         .json(&strict)
         .send()
         .unwrap();
@@ -503,7 +587,7 @@ fn fifty_concurrent_decides_against_a_budget_of_ten_allow_exactly_ten() {
     let bundle = json!({"files": {"p.cedar": std::fs::read_to_string(policy.join("p.cedar")).unwrap()},
                         "budgets": std::fs::read_to_string(policy.join("budgets.toml")).unwrap()});
     assert_eq!(
-        gw.req(reqwest::Method::PUT, "/v1/policy", Some(ADMIN))
+        gw.req(Method::PUT, "/v1/policy", Some(ADMIN))
             .json(&bundle)
             .send()
             .unwrap()
@@ -625,12 +709,12 @@ fn events_are_idempotent_and_the_audit_api_filters_pages_and_streams() {
 
     // SSE: resume after seq 118 with Last-Event-ID, then see a new record live.
     let resp = gw
-        .req(reqwest::Method::GET, "/v1/audit/stream", Some(ADMIN))
+        .req(Method::GET, "/v1/audit/stream", Some(ADMIN))
         .header("last-event-id", "118")
         .send()
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let mut lines = BufReader::new(resp).lines();
+    let mut lines = BufReader::new(resp.into_reader()).lines();
     let mut ids = Vec::new();
     let mut next_id = || loop {
         let line = lines.next().unwrap().unwrap();
@@ -989,7 +1073,7 @@ fn concurrent_policy_pushes_suspends_and_resumes_end_in_the_last_write_of_each()
             s.spawn(move || {
                 for round in 0..ROUNDS {
                     let status = gw
-                        .req(reqwest::Method::PUT, "/v1/policy", Some(ADMIN))
+                        .req(Method::PUT, "/v1/policy", Some(ADMIN))
                         .json(&bundle(round))
                         .send()
                         .unwrap()
@@ -1102,4 +1186,104 @@ fn budget_usage_survives_sigterm_and_kill_9() {
         .map(|b| b["calls_used"].as_u64().unwrap())
         .collect();
     assert_eq!(used, vec![3, 3], "{budgets}");
+}
+
+#[test]
+fn decide_asks_the_gateway_and_tail_follows_its_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir(
+        dir.path(),
+        "@id(\"calc-only\") permit (principal, action == Action::\"tool_call\", resource == Tool::\"calc\");",
+        None,
+    );
+    let gw = Gateway::start(&dir.path().join("gw.db"), Some(&policy));
+    let token = gw.register("decider", None);
+
+    // `aasm decide --gateway`: remote mode through the SDK governor; the gateway records.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aasm"))
+        .args([
+            "--json",
+            "decide",
+            "--agent",
+            "decider",
+            "--gateway",
+            &gw.url,
+        ])
+        .env("AA_TOKEN", &token)
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", tool("calc")).unwrap();
+        writeln!(stdin, "{}", tool("shell")).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let effects: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["data"]["decision"]["effect"].to_string()
+        })
+        .collect();
+    assert_eq!(effects, ["\"allow\"", "\"deny\""]);
+    // The gateway records its decisions through its writer queue: wait for both.
+    let started = Instant::now();
+    while gw.all_records().len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(gw.all_records().len(), 2, "the gateway recorded both");
+
+    // A token the gateway does not know fails the command (exit 2), not each decision.
+    let out = Command::new(env!("CARGO_BIN_EXE_aasm"))
+        .args(["decide", "--agent", "decider", "--gateway", &gw.url])
+        .env("AA_TOKEN", "not-a-token")
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("gateway answered 401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `aasm audit tail -f --gateway`: the backlog, then records as they are stored (SSE).
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_aasm"))
+        .args([
+            "--json",
+            "audit",
+            "tail",
+            "-f",
+            "-n",
+            "1",
+            "--gateway",
+            &gw.url,
+        ])
+        .env("AA_TOKEN", ADMIN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    let mut next_seq = || {
+        let line = lines.next().unwrap().unwrap();
+        serde_json::from_str::<Value>(&line).unwrap()["data"]["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(next_seq(), 2, "the last record of the backlog");
+    gw.decide(&token, "decider", tool("calc"));
+    assert_eq!(next_seq(), 3, "a live record from the stream");
+    let _ = tail.kill();
+    let _ = tail.wait();
 }

@@ -1,11 +1,11 @@
 //! Every failure answers `{"error": {"code", "message"}}` with a fitting status; server faults
 //! are logged, never echoed with internals.
 
+use aa_core::wire::{ErrorBody, ErrorDetail};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// An API error.
 #[derive(Debug)]
@@ -114,13 +114,13 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": { "code": self.code, "message": self.message } });
-        if let (Some(d), Some(obj)) = (
-            self.details,
-            body.get_mut("error").and_then(|e| e.as_object_mut()),
-        ) {
-            obj.insert("details".into(), d);
-        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
+            },
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

@@ -8,12 +8,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::api::agents::{AgentInfo, RegisterRequest, Registered};
-use crate::api::audit::{AuditPage, PublicKey};
-use crate::api::decide::DecideRequest;
-use crate::api::events::{EventsRequest, EventsResponse};
-use crate::api::ops::{Health, WhoAmI};
-use crate::api::policy::PolicyDocument;
+use aa_core::wire::{
+    AgentInfo, AuditPage, DecideRequest, ErrorBody, EventsRequest, EventsResponse, Health,
+    PolicyDocument, PolicyVersion, PublicKey, RegisterRequest, Registered, WhoAmI,
+};
 
 /// The document as JSON.
 pub fn document() -> Value {
@@ -27,7 +25,7 @@ pub fn document() -> Value {
     reg!(
         DecideRequest,
         aa_core::Decision,
-        EventsRequest,
+        EventsRequest<'static>,
         EventsResponse,
         PolicyDocument,
         aa_core::PolicyBundle,
@@ -41,28 +39,10 @@ pub fn document() -> Value {
         aa_core::budget::BudgetStatus,
         Health,
         WhoAmI,
+        PolicyVersion,
+        ErrorBody,
     );
-    let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
-    schemas.insert(
-        "Error".into(),
-        json!({
-            "type": "object",
-            "required": ["error"],
-            "properties": {"error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {}
-                }
-            }}
-        }),
-    );
-    schemas.insert(
-        "Version".into(),
-        json!({"type": "object", "required": ["version"], "properties": {"version": {"type": "string"}}}),
-    );
+    let schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use aa_core::audit::{Chain, Signer};
 use aa_core::{AuditEvent, AuditRecord, Engine, Environment, format_ts};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::metrics::Metrics;
@@ -18,16 +17,7 @@ use crate::store::{Store, StoreError};
 /// Most events linked into one transaction.
 const MAX_BATCH: usize = 5000;
 
-/// What became of one submitted event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Ack {
-    /// Event id.
-    pub id: String,
-    /// Its seq in the chain.
-    pub seq: u64,
-    /// True if it was already stored (a replay); it was not stored twice.
-    pub duplicate: bool,
-}
+pub use aa_core::wire::Ack;
 
 /// Charges what an ingested event reports to the budgets. The writer calls it for each new
 /// (not replayed) event of [`Writer::ingest`] before the batch's transaction, so the records and

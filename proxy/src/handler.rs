@@ -39,7 +39,7 @@ impl Shared {
         stats: Arc<ProxyStats>,
         addr: SocketAddr,
     ) -> Self {
-        let gateway = governor.config().gateway_url.clone();
+        let gateway = governor.gateway().cloned();
         let remote = governor.config().mode == Mode::Remote;
         Shared {
             identities: Arc::new(Identities::new(gateway, config.default_agent.clone())),

@@ -6,26 +6,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aa_core::Agent;
+use aa_core::wire::Role;
+use aa_sdk_client::GatewayClient;
 use base64::Engine as _;
-use serde::Deserialize;
 
 /// How long a verified credential is trusted before it is checked again.
 const TRUST_FOR: Duration = Duration::from_secs(60);
 /// How long a refused credential stays refused.
 const REFUSE_FOR: Duration = Duration::from_secs(5);
 
-#[derive(Deserialize)]
-struct WhoAmI {
-    role: String,
-    agent_id: Option<String>,
-    #[serde(default)]
-    team: Option<String>,
-    #[serde(default)]
-    labels: std::collections::BTreeMap<String, String>,
-}
-
 /// A checked credential and when it was checked.
-type Verdict = (Result<Agent, String>, Instant);
+type Verdict = (Result<Agent, IdentityError>, Instant);
 
 /// Why a request has no agent.
 #[derive(Debug, Clone)]
@@ -38,24 +29,19 @@ pub(crate) enum IdentityError {
 
 /// Verifies and caches credentials.
 pub(crate) struct Identities {
-    gateway: Option<String>,
+    gateway: Option<GatewayClient>,
     default_agent: Option<Agent>,
     cache: Mutex<HashMap<String, Verdict>>,
-    http: ureq::Agent,
 }
 
 impl Identities {
-    pub(crate) fn new(gateway: Option<String>, default_agent: Option<String>) -> Self {
-        let http: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+    /// Checks credentials with `gateway` (the governor's client; each check uses the agent's
+    /// own token), or accepts only `default_agent` without one.
+    pub(crate) fn new(gateway: Option<GatewayClient>, default_agent: Option<String>) -> Self {
         Identities {
             gateway,
             default_agent: default_agent.map(Agent::new),
             cache: Mutex::new(HashMap::new()),
-            http,
         }
     }
 
@@ -80,7 +66,7 @@ impl Identities {
                 REFUSE_FOR
             };
             if at.elapsed() < ttl {
-                return result.clone().map_err(IdentityError::Refused);
+                return result.clone();
             }
         }
         let result = self.verify(&user, &token);
@@ -88,7 +74,7 @@ impl Identities {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, (result.clone(), Instant::now()));
-        result.map_err(IdentityError::Refused)
+        result
     }
 
     /// Cached answer only (no gateway call): `None` when the credential must be verified.
@@ -105,34 +91,30 @@ impl Identities {
         } else {
             REFUSE_FOR
         };
-        (at.elapsed() < ttl).then(|| result.clone().map_err(IdentityError::Refused))
+        (at.elapsed() < ttl).then(|| result.clone())
     }
 
-    fn verify(&self, user: &str, token: &str) -> Result<Agent, String> {
+    fn verify(&self, user: &str, token: &str) -> Result<Agent, IdentityError> {
+        let refused = |m: String| IdentityError::Refused(m);
         let Some(gateway) = &self.gateway else {
-            return Err("this proxy has no gateway to check agent credentials with".into());
+            return Err(refused(
+                "this proxy has no gateway to check agent credentials with".into(),
+            ));
         };
-        let mut resp = self
-            .http
-            .get(format!("{gateway}/v1/whoami"))
-            .header("Authorization", &format!("Bearer {token}"))
-            .call()
-            .map_err(|e| format!("cannot check the credentials with the gateway: {e}"))?;
-        if resp.status().as_u16() != 200 {
-            return Err("the gateway does not accept this agent's token".into());
-        }
-        let who: WhoAmI = resp
-            .body_mut()
-            .read_json()
-            .map_err(|e| format!("unexpected whoami answer: {e}"))?;
-        match (who.role.as_str(), who.agent_id) {
-            ("agent", Some(id)) if id == user => {
+        let who = gateway.with_token(token).whoami().map_err(|e| {
+            refused(match e.status() {
+                Some(_) => "the gateway does not accept this agent's token".into(),
+                None => format!("cannot check the credentials with the gateway: {e}"),
+            })
+        })?;
+        match (who.role, who.agent_id) {
+            (Role::Agent, Some(id)) if id == user => {
                 let mut agent = Agent::new(id);
                 agent.team = who.team;
                 agent.labels = who.labels;
                 Ok(agent)
             }
-            _ => Err(format!("the token is not agent `{user}`'s")),
+            _ => Err(refused(format!("the token is not agent `{user}`'s"))),
         }
     }
 }

@@ -76,6 +76,11 @@ pub struct ClientConfig {
     pub policy_dir: Option<PathBuf>,
     /// Audit file (embedded).
     pub audit_file: PathBuf,
+    /// Embedded mode keeps the audit file (default); off, decisions are made but not recorded
+    /// (`aasm decide` without `--audit`).
+    pub embedded_audit: bool,
+    /// Records between signed checkpoints in the audit file (embedded).
+    pub checkpoint_every: u64,
     /// Spill directory (local, remote).
     pub spill_dir: PathBuf,
     /// Fail open.
@@ -200,6 +205,8 @@ impl ClientConfig {
             token,
             policy_dir,
             audit_file,
+            embedded_audit: true,
+            checkpoint_every: aa_core::audit::AuditLogOptions::default().checkpoint_every,
             spill_dir,
             fail_open,
             layer: Layer::Sdk,

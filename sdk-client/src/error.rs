@@ -11,6 +11,9 @@ pub enum ClientError {
     /// The audit file or spill file failed.
     #[error(transparent)]
     Audit(#[from] aa_core::AuditError),
+    /// The gateway client could not be set up (its CA certificate).
+    #[error(transparent)]
+    Gateway(Box<crate::GatewayError>),
     /// The gateway could not be reached or refused the request.
     #[error("gateway unavailable: {0}")]
     Unavailable(String),
@@ -20,4 +23,10 @@ pub enum ClientError {
         /// Events not yet acknowledged by the gateway.
         pending: u64,
     },
+}
+
+impl From<crate::GatewayError> for ClientError {
+    fn from(e: crate::GatewayError) -> Self {
+        ClientError::Gateway(Box::new(e))
+    }
 }

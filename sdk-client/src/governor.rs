@@ -7,7 +7,7 @@ use std::time::Duration;
 use aa_core::audit::{AuditLog, AuditLogOptions, AuditSink};
 use aa_core::{Action, Agent, Decision, Engine, Layer, Outcome, SystemEnv};
 
-use crate::http::{GatewayHttp, HttpError};
+use crate::gateway::{GatewayClient, GatewayError, GatewayOptions};
 use crate::shipper::Shipper;
 use crate::{ClientConfig, ClientError, Mode, policy_sync};
 
@@ -32,7 +32,7 @@ pub struct ClientStats {
 pub struct Governor {
     config: ClientConfig,
     engine: Arc<Engine>,
-    http: Option<Arc<GatewayHttp>>,
+    http: Option<Arc<GatewayClient>>,
     shipper: Option<Arc<Shipper>>,
     log: Option<Arc<AuditLog>>,
     stop_sync: Arc<AtomicBool>,
@@ -54,16 +54,17 @@ impl Governor {
         let env = Arc::new(SystemEnv);
         let stop_sync = Arc::new(AtomicBool::new(false));
         let http = match (&config.gateway_url, &config.token) {
-            (Some(url), Some(token)) if config.mode != Mode::Embedded => Some(Arc::new(
-                GatewayHttp::new(
+            (Some(url), Some(token)) if config.mode != Mode::Embedded => {
+                Some(Arc::new(GatewayClient::new(
                     url,
                     token,
-                    config.request_timeout,
-                    Duration::from_secs(config.policy_wait_secs),
-                    config.ca_cert.as_deref(),
-                )
-                .map_err(ClientError::Config)?,
-            )),
+                    &GatewayOptions {
+                        timeout: config.request_timeout,
+                        poll_wait: Duration::from_secs(config.policy_wait_secs),
+                        ca_cert: config.ca_cert.clone(),
+                    },
+                )?))
+            }
             _ => None,
         };
         let (engine, shipper, log) = match config.mode {
@@ -71,20 +72,23 @@ impl Governor {
                 let dir = config.policy_dir.as_ref().ok_or_else(|| {
                     ClientError::Config("embedded mode needs a policy directory".into())
                 })?;
-                if let Some(parent) = config.audit_file.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        ClientError::Config(format!("cannot create {}: {e}", parent.display()))
-                    })?;
+                let engine = Engine::from_dir(dir)?.fail_open(config.fail_open);
+                if !config.embedded_audit {
+                    (engine, None, None)
+                } else {
+                    if let Some(parent) = config.audit_file.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            ClientError::Config(format!("cannot create {}: {e}", parent.display()))
+                        })?;
+                    }
+                    let options = AuditLogOptions {
+                        checkpoint_every: config.checkpoint_every,
+                        ..AuditLogOptions::default()
+                    };
+                    let log = Arc::new(AuditLog::open(&config.audit_file, options, env.clone())?);
+                    let engine = engine.with_audit(log.clone() as Arc<dyn AuditSink>);
+                    (engine, None, Some(log))
                 }
-                let log = Arc::new(AuditLog::open(
-                    &config.audit_file,
-                    AuditLogOptions::default(),
-                    env.clone(),
-                )?);
-                let engine = Engine::from_dir(dir)?
-                    .fail_open(config.fail_open)
-                    .with_audit(log.clone() as Arc<dyn AuditSink>);
-                (engine, None, Some(log))
             }
             Mode::Local | Mode::Remote => {
                 let http = http.clone().ok_or_else(|| {
@@ -165,7 +169,7 @@ impl Governor {
         }
     }
 
-    fn unreachable(&self, e: HttpError) -> Decision {
+    fn unreachable(&self, e: GatewayError) -> Decision {
         self.unavailable(format!("the gateway could not decide: {e}"))
     }
 
@@ -272,6 +276,16 @@ impl Governor {
             last_error: s.last_error,
             policy_version: self.engine.policy_version(),
         }
+    }
+
+    /// The gateway client (local and remote modes), with this agent's token.
+    pub fn gateway(&self) -> Option<&GatewayClient> {
+        self.http.as_deref()
+    }
+
+    /// The audit file (embedded mode, unless `embedded_audit` is off).
+    pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
+        self.log.as_ref()
     }
 
     /// The engine (local and embedded modes decide with it).

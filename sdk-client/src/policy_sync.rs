@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use aa_core::{CompiledPolicy, Engine};
 
-use crate::http::GatewayHttp;
+use crate::gateway::GatewayClient;
 
 /// Fetches the policy once (used at start).
-pub(crate) fn fetch_once(http: &GatewayHttp, engine: &Engine) -> Result<String, String> {
-    match http.get_policy(None, 0) {
-        Ok(Some((version, bundle))) => install(engine, &version, bundle),
+pub(crate) fn fetch_once(http: &GatewayClient, engine: &Engine) -> Result<String, String> {
+    match http.policy(None, 0) {
+        Ok(Some(doc)) => install(engine, &doc.version, doc.bundle),
         Ok(None) => Err("the gateway sent no policy".into()),
         Err(e) => Err(e.to_string()),
     }
@@ -32,7 +32,7 @@ fn install(
 
 /// Starts the long-polling thread. It ends when `stop` is set (after its current poll).
 pub(crate) fn start(
-    http: Arc<GatewayHttp>,
+    http: Arc<GatewayClient>,
     engine: Arc<Engine>,
     wait_secs: u64,
     stop: Arc<AtomicBool>,
@@ -43,12 +43,12 @@ pub(crate) fn start(
             let mut backoff = Duration::from_millis(200);
             while !stop.load(Ordering::Relaxed) {
                 let current = engine.policy_version();
-                match http.get_policy(
+                match http.policy(
                     current.as_deref(),
                     if current.is_some() { wait_secs } else { 0 },
                 ) {
-                    Ok(Some((version, bundle))) => {
-                        let _ = install(&engine, &version, bundle);
+                    Ok(Some(doc)) => {
+                        let _ = install(&engine, &doc.version, doc.bundle);
                         backoff = Duration::from_millis(200);
                     }
                     Ok(None) => backoff = Duration::from_millis(200),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aa_core::audit::AuditSink;
 use aa_core::{AuditError, AuditEvent};
 
-use crate::http::{GatewayHttp, HttpError};
+use crate::gateway::GatewayClient;
 use crate::spill::{self, Spill};
 
 /// Counters of the shipper.
@@ -44,7 +44,7 @@ struct Inner {
     state: Mutex<State>,
     wake: Condvar,
     idle: Condvar,
-    http: Arc<GatewayHttp>,
+    http: Arc<GatewayClient>,
     capacity: usize,
     batch: usize,
     interval: Duration,
@@ -65,7 +65,7 @@ impl Inner {
 
 impl Shipper {
     pub(crate) fn start(
-        http: Arc<GatewayHttp>,
+        http: Arc<GatewayClient>,
         spill_dir: PathBuf,
         agent_id: &str,
         capacity: usize,
@@ -287,7 +287,7 @@ fn run(inner: &Inner) {
         let mut st = inner.lock();
         st.in_flight = 0;
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 st.stats.shipped += n as u64;
                 st.stats.last_error = None;
                 if !st.healthy {
@@ -298,17 +298,17 @@ fn run(inner: &Inner) {
                 drop(st);
                 inner.idle.notify_all();
             }
-            Err(HttpError::Permanent(msg)) => {
+            Err(e) if !e.is_retryable() => {
                 st.stats.rejected += n as u64;
-                st.stats.last_error = Some(msg);
+                st.stats.last_error = Some(e.to_string());
                 drop(st);
                 write_rejected(inner, &batch);
                 inner.idle.notify_all();
             }
-            Err(HttpError::Retry(msg)) => {
+            Err(e) => {
                 // Unreachable: keep order by spilling this batch, then the rest of the queue.
                 st.healthy = false;
-                st.stats.last_error = Some(msg);
+                st.stats.last_error = Some(e.to_string());
                 let rest: Vec<AuditEvent> = st.queue.drain(..).collect();
                 let spilled = st
                     .spill
@@ -330,15 +330,15 @@ fn run(inner: &Inner) {
 
 fn send(inner: &Inner, batch: &[AuditEvent]) -> Result<(), String> {
     match inner.http.post_events(batch) {
-        Ok(()) => Ok(()),
-        Err(HttpError::Permanent(msg)) => {
+        Ok(_) => Ok(()),
+        Err(e) if !e.is_retryable() => {
             write_rejected(inner, batch);
             let mut st = inner.lock();
             st.stats.rejected += batch.len() as u64;
-            st.stats.last_error = Some(msg);
+            st.stats.last_error = Some(e.to_string());
             Ok(())
         }
-        Err(HttpError::Retry(msg)) => Err(msg),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -4,66 +4,48 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aa_core::AuditRecord;
 use aa_core::audit::{AuditLine, Verifier, VerifyOptions, load_or_create_key};
+use aa_sdk_client::GatewayClient;
 use serde_json::json;
 
-use aa_core::{AuditRecord, Checkpoint};
-
 use super::decide::summarize;
-use crate::cli::AuditCommand;
-use crate::client::Gateway;
+use crate::cli::{AuditCommand, OptionalRemote};
 use crate::output::{CliError, Printer, Status};
 
 pub fn run(command: AuditCommand, out: &Printer) -> Result<Status, CliError> {
     match command {
         AuditCommand::Verify {
-            gateway: Some(url),
-            token,
-            public_key,
-            strict,
-            ..
-        } => {
-            let gw = remote(&url, token)?;
-            verify_remote(&gw, public_key, strict, out)
-        }
-        AuditCommand::Tail {
-            gateway: Some(url),
-            token,
-            lines,
-            all,
-            follow,
-            ..
-        } => {
-            let gw = remote(&url, token)?;
-            tail_remote(&gw, if all { usize::MAX } else { lines }, follow, out)
-        }
-        AuditCommand::Export {
-            remote: r,
-            out: path,
-        } => {
-            let gw = Gateway::new(&r.url, &r.token, r.ca_cert.as_deref())?;
-            export(&gw, path.as_deref(), out)
-        }
-        AuditCommand::Verify {
             file,
+            remote,
             public_key,
             key_file,
             strict,
-            ..
-        } => verify(&required(file)?, public_key, key_file, strict, out),
+        } => match gateway(&remote)? {
+            Some(gw) => verify_remote(&gw, public_key, strict, out),
+            None => verify(&required(file)?, public_key, key_file, strict, out),
+        },
         AuditCommand::Tail {
             file,
+            remote,
             lines,
             all,
             follow,
-            ..
-        } => tail(
-            &required(file)?,
-            if all { usize::MAX } else { lines },
-            follow,
-            out,
-        ),
+        } => {
+            let last = if all { usize::MAX } else { lines };
+            match gateway(&remote)? {
+                Some(gw) => tail_remote(&gw, last, follow, out),
+                None => tail(&required(file)?, last, follow, out),
+            }
+        }
+        AuditCommand::Export { remote, out: path } => {
+            export(&remote.client()?, path.as_deref(), out)
+        }
     }
+}
+
+fn gateway(remote: &OptionalRemote) -> Result<Option<GatewayClient>, CliError> {
+    Ok(remote.remote()?.map(|r| r.client()).transpose()?)
 }
 
 fn verify(
@@ -206,55 +188,32 @@ fn required(file: Option<PathBuf>) -> Result<PathBuf, CliError> {
     file.ok_or_else(|| CliError::Input("give an audit FILE or --gateway URL".into()))
 }
 
-fn remote(url: &str, token: Option<String>) -> Result<Gateway, CliError> {
-    let token = token
-        .ok_or_else(|| CliError::Input("--gateway needs a token (--token or AA_TOKEN)".into()))?;
-    Gateway::new(url, &token, None)
-}
-
-#[derive(serde::Deserialize)]
-struct Page {
-    records: Vec<AuditRecord>,
-    next_cursor: Option<u64>,
-}
-
 /// Every record of the gateway, page by page, oldest first.
 fn for_each_record(
-    gw: &Gateway,
+    gw: &GatewayClient,
     mut f: impl FnMut(AuditRecord) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
-    let mut cursor = 0;
-    loop {
-        let page: Page = gw.get(&format!("/v1/audit?limit=1000&cursor={cursor}"))?;
-        for r in page.records {
-            f(r)?;
-        }
-        match page.next_cursor {
-            Some(c) => cursor = c,
-            None => return Ok(()),
-        }
+    for record in gw.records() {
+        f(record?)?;
     }
+    Ok(())
 }
 
 fn verify_remote(
-    gw: &Gateway,
+    gw: &GatewayClient,
     public_key: Option<String>,
     strict: bool,
     out: &Printer,
 ) -> Result<Status, CliError> {
-    #[derive(serde::Deserialize)]
-    struct Key {
-        public_key: String,
-    }
     let key = match public_key {
         Some(k) => k,
         None => {
-            let k: Key = gw.get("/v1/audit/public-key")?;
+            let k = gw.public_key()?;
             out.note("note: checking against the key the gateway reports; pass --public-key to pin a known one");
             k.public_key
         }
     };
-    let checkpoints: Vec<Checkpoint> = gw.get("/v1/audit/checkpoints")?;
+    let checkpoints = gw.checkpoints()?;
     let mut cps = checkpoints.iter().peekable();
     let mut v = Verifier::new(VerifyOptions {
         public_key: Some(key),
@@ -288,9 +247,9 @@ fn verify_remote(
     })
 }
 
-fn export(gw: &Gateway, path: Option<&Path>, out: &Printer) -> Result<Status, CliError> {
+fn export(gw: &GatewayClient, path: Option<&Path>, out: &Printer) -> Result<Status, CliError> {
     use std::io::Write as _;
-    let checkpoints: Vec<Checkpoint> = gw.get("/v1/audit/checkpoints")?;
+    let checkpoints = gw.checkpoints()?;
     let mut cps = checkpoints.iter().peekable();
     let mut sink: Box<dyn std::io::Write> = match path {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -333,7 +292,12 @@ fn export(gw: &Gateway, path: Option<&Path>, out: &Printer) -> Result<Status, Cl
     Ok(Status::Success)
 }
 
-fn tail_remote(gw: &Gateway, last: usize, follow: bool, out: &Printer) -> Result<Status, CliError> {
+fn tail_remote(
+    gw: &GatewayClient,
+    last: usize,
+    follow: bool,
+    out: &Printer,
+) -> Result<Status, CliError> {
     let mut recent: std::collections::VecDeque<AuditRecord> = std::collections::VecDeque::new();
     let mut head = 0;
     for_each_record(gw, |r| {
@@ -352,17 +316,8 @@ fn tail_remote(gw: &Gateway, last: usize, follow: bool, out: &Printer) -> Result
     if !follow {
         return Ok(Status::Success);
     }
-    let resp = gw.raw(gw.request(
-        reqwest::Method::GET,
-        &format!("/v1/audit/stream?after={head}"),
-    ))?;
-    for line in BufReader::new(resp).lines() {
-        let line = line.map_err(|e| CliError::Input(format!("stream closed: {e}")))?;
-        if let Some(data) = line.strip_prefix("data:")
-            && let Ok(r) = serde_json::from_str::<AuditRecord>(data.trim())
-        {
-            print_record(&r, out);
-        }
+    for record in gw.audit_stream(head)? {
+        print_record(&record?, out);
     }
     Ok(Status::Success)
 }

@@ -1,116 +1,106 @@
-//! `aasm decide`: one decision per stdin line.
+//! `aasm decide`: one decision per stdin line, made by the SDK's [`Governor`] (embedded mode
+//! with `--policy`, remote mode with `--gateway`).
 
 use std::io::BufRead;
-use std::sync::Arc;
+use std::time::Duration;
 
-use aa_core::audit::{AuditLog, AuditLogOptions};
-use aa_core::{Action, Agent, Engine, Layer, SystemEnv};
-use serde::Deserialize;
+use aa_core::wire::DecideRequest;
+use aa_core::{Action, Agent, Layer};
+use aa_sdk_client::{ClientConfig, ConfigInput, Governor};
 use serde_json::json;
 
 use crate::cli::DecideArgs;
 use crate::output::{CliError, Printer, Status};
 
-/// A line is a bare action, or `{"agent": …, "action": …, "layer": …}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope {
-    agent: aa_core::cases::AgentSpec,
-    action: Action,
-    #[serde(default)]
-    layer: Option<Layer>,
+/// Why a stdin line is not a decision request.
+#[derive(Debug, thiserror::Error)]
+enum BadLine {
+    #[error("invalid JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("{0}")]
+    Shape(serde_json::Error),
 }
 
+/// A line is a bare action, or a decide request `{"agent": …, "action": …, "layer": …}`.
 fn parse_line(
     line: &str,
     default_agent: &Agent,
     default_layer: Layer,
-) -> Result<(Agent, Action, Layer), String> {
-    let value: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+) -> Result<(Agent, Action, Layer), BadLine> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(BadLine::Json)?;
     if value.get("kind").is_some() {
-        let action: Action = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let action: Action = serde_json::from_value(value).map_err(BadLine::Shape)?;
         return Ok((default_agent.clone(), action, default_layer));
     }
-    let env: Envelope = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let req: DecideRequest = serde_json::from_value(value).map_err(BadLine::Shape)?;
     Ok((
-        env.agent.agent(),
-        env.action,
-        env.layer.unwrap_or(default_layer),
+        req.agent.agent(),
+        req.action,
+        req.layer.unwrap_or(default_layer),
     ))
 }
 
-/// Where decisions are made.
-enum Decider {
-    Local(Engine),
-    Remote(crate::client::Gateway),
-}
-
-impl Decider {
-    fn decide(
-        &self,
-        agent: &Agent,
-        action: &Action,
-        layer: Layer,
-    ) -> Result<aa_core::Decision, CliError> {
-        match self {
-            Decider::Local(engine) => Ok(engine.decide(agent, action, layer)),
-            Decider::Remote(gw) => gw.post(
-                "/v1/decide",
-                &serde_json::json!({ "agent": agent, "action": action, "layer": layer }),
-            ),
-        }
-    }
-}
-
 pub fn run(args: DecideArgs, out: &Printer) -> Result<Status, CliError> {
-    if let Some(url) = &args.gateway {
-        let token = args.token.as_deref().ok_or_else(|| {
-            CliError::Input("--gateway needs a token (--token or AA_TOKEN)".into())
-        })?;
-        let gw = crate::client::Gateway::new(url, token, None)?;
-        return decide_lines(&Decider::Remote(gw), &args, out);
-    }
-    let policy = args
-        .policy
-        .as_ref()
-        .ok_or_else(|| CliError::Input("give --policy or --gateway".into()))?;
-    let env = Arc::new(SystemEnv);
-    let mut engine = Engine::from_dir(policy)?.fail_open(args.fail_open);
-    let log = match &args.audit {
-        Some(path) => {
-            let options = AuditLogOptions {
-                checkpoint_every: args.checkpoint_every,
-                ..AuditLogOptions::default()
-            };
-            let log = Arc::new(AuditLog::open(path, options, env)?);
-            if log.recovered_bytes() > 0 {
-                out.note(&format!(
-                    "note: cut {} bytes of a torn last line from {}",
-                    log.recovered_bytes(),
-                    path.display()
-                ));
-            }
-            engine = engine.with_audit(log.clone());
-            Some(log)
+    let remote = args.remote.remote()?;
+    let input = ConfigInput {
+        agent_id: Some(args.agent.clone()),
+        team: args.team.clone(),
+        fail_open: Some(args.fail_open),
+        ..match &remote {
+            Some(r) => ConfigInput {
+                mode: Some("remote".into()),
+                gateway_url: Some(r.url.clone()),
+                token: Some(r.token.clone()),
+                ca_cert: r.ca_cert.clone(),
+                ..ConfigInput::default()
+            },
+            None => ConfigInput {
+                mode: Some("embedded".into()),
+                policy: Some(
+                    args.policy
+                        .clone()
+                        .ok_or_else(|| CliError::Input("give --policy or --gateway".into()))?,
+                ),
+                audit_file: args.audit.clone(),
+                ..ConfigInput::default()
+            },
         }
-        None => None,
     };
-    let status = decide_lines(&Decider::Local(engine), &args, out)?;
-    if let Some(log) = log {
-        let last = log.last_seq();
-        log.close()?;
+    let mut config = ClientConfig::resolve(input)?;
+    config.layer = args.layer;
+    config.embedded_audit = args.audit.is_some();
+    config.checkpoint_every = args.checkpoint_every;
+    let governor = Governor::start(config)?;
+    // The governor turns an unreachable gateway into `unavailable` decisions; a command line
+    // with a wrong URL or token should fail before the first line instead.
+    if let Some(gateway) = governor.gateway() {
+        gateway.whoami()?;
+    }
+    if let Some(log) = governor.audit_log()
+        && log.recovered_bytes() > 0
+    {
         out.note(&format!(
-            "audit: {last} records in {}, sealed",
+            "note: cut {} bytes of a torn last line from {}",
+            log.recovered_bytes(),
             log.path().display()
         ));
     }
-    Ok(status)
+    let status = decide_lines(&governor, out);
+    let sealed = governor
+        .audit_log()
+        .map(|log| (log.last_seq(), log.path().to_owned()));
+    governor.close(Duration::from_secs(10))?;
+    if let Some((last, path)) = sealed {
+        out.note(&format!(
+            "audit: {last} records in {}, sealed",
+            path.display()
+        ));
+    }
+    status
 }
 
-fn decide_lines(decider: &Decider, args: &DecideArgs, out: &Printer) -> Result<Status, CliError> {
-    let mut agent = Agent::new(args.agent.clone());
-    agent.team = args.team.clone();
+fn decide_lines(governor: &Governor, out: &Printer) -> Result<Status, CliError> {
+    let agent = governor.agent();
 
     let mut bad_lines = 0usize;
     let stdin = std::io::stdin().lock();
@@ -119,9 +109,9 @@ fn decide_lines(decider: &Decider, args: &DecideArgs, out: &Printer) -> Result<S
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(&line, &agent, args.layer) {
+        match parse_line(&line, agent, governor.config().layer) {
             Ok((agent, action, layer)) => {
-                let d = decider.decide(&agent, &action, layer)?;
+                let d = governor.decide_as(&agent, &action, layer);
                 let data = json!({ "line": n + 1, "agent_id": agent.agent_id, "action": action, "decision": d });
                 out.emit("decision", &data, || {
                     let what = match d.budget.as_deref() {
@@ -144,7 +134,7 @@ fn decide_lines(decider: &Decider, args: &DecideArgs, out: &Printer) -> Result<S
                 if out.json() {
                     out.emit(
                         "input_error",
-                        &json!({ "line": n + 1, "message": e }),
+                        &json!({ "line": n + 1, "message": e.to_string() }),
                         String::new,
                     );
                 } else {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aa_ebpf::{AttachOptions, STATUS_DIR};
-use aa_sdk_client::ConfigInput;
 use serde_json::json;
 
 use crate::cli::{EbpfAttachArgs, EbpfCommand};
@@ -24,16 +23,12 @@ pub fn run(command: EbpfCommand, out: &Printer) -> Result<Status, CliError> {
     }
 }
 
-fn err(e: aa_ebpf::EbpfError) -> CliError {
-    CliError::Input(e.to_string())
-}
-
 /// A cgroup path: absolute as given, or relative to the cgroup2 mount; created if absent.
 fn cgroup_dir(path: &Path) -> Result<PathBuf, CliError> {
     let dir = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        aa_ebpf::system::cgroup2_mount().map_err(err)?.join(path)
+        aa_ebpf::system::cgroup2_mount()?.join(path)
     };
     if !dir.exists() {
         std::fs::create_dir_all(&dir).map_err(CliError::io(&dir))?;
@@ -44,20 +39,13 @@ fn cgroup_dir(path: &Path) -> Result<PathBuf, CliError> {
 fn attach(args: EbpfAttachArgs, out: &Printer) -> Result<Status, CliError> {
     aa_gateway::init_logging(false);
     let cgroup = cgroup_dir(&args.cgroup)?;
-    let id = aa_ebpf::system::cgroup_id(&cgroup).map_err(err)?;
+    let id = aa_ebpf::system::cgroup_id(&cgroup)?;
     let status_file = args
         .status_file
         .unwrap_or_else(|| Path::new(STATUS_DIR).join(format!("{id}.json")));
     let options = AttachOptions {
         cgroup,
-        client: ConfigInput {
-            gateway_url: args.gateway,
-            agent_id: Some(args.agent),
-            token: args.token,
-            policy: args.policy,
-            audit_file: args.audit_file,
-            ..ConfigInput::default()
-        },
+        client: args.source.client_input(args.agent),
         force_proxy: args.force_proxy,
         status_file,
         ring_bytes: Some(args.ring_bytes),
@@ -95,8 +83,7 @@ fn attach(args: EbpfAttachArgs, out: &Printer) -> Result<Status, CliError> {
             }
             lines.join("\n")
         });
-    })
-    .map_err(err)?;
+    })?;
     out.emit("detached", &summary, || {
         format!(
             "detached: {} events, {} recorded, {} lost, {} execs killed, {} connects refused",
@@ -148,13 +135,16 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
 
 fn exec(cgroup: &Path, allow_write: &[PathBuf], command: &[String]) -> Result<Status, CliError> {
     let cgroup = cgroup_dir(cgroup)?;
-    aa_ebpf::sandbox::join_cgroup(&cgroup).map_err(err)?;
+    aa_ebpf::sandbox::join_cgroup(&cgroup)?;
     if !allow_write.is_empty() {
-        aa_ebpf::sandbox::restrict_writes(allow_write).map_err(err)?;
+        aa_ebpf::sandbox::restrict_writes(allow_write)?;
     }
     let (program, rest) = command
         .split_first()
         .ok_or_else(|| CliError::Input("give the command after --".into()))?;
     let e = std::process::Command::new(program).args(rest).exec();
-    Err(CliError::Input(format!("cannot run {program}: {e}")))
+    Err(CliError::Spawn {
+        what: program.clone(),
+        source: e,
+    })
 }

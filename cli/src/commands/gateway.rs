@@ -26,20 +26,18 @@ pub fn run(args: GatewayArgs) -> Result<Status, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Input(format!("cannot start the runtime: {e}")))?;
+        .map_err(CliError::Runtime)?;
     let scheme = if config.tls.is_some() {
         "https"
     } else {
         "http"
     };
-    runtime
-        .block_on(serve(config, shutdown_signal(), move |addr| {
-            // Scripts and tests read this line to learn the port.
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "listening on {scheme}://{addr}");
-            let _ = out.flush();
-        }))
-        .map_err(|e| CliError::Input(e.to_string()))?;
+    runtime.block_on(serve(config, shutdown_signal(), move |addr| {
+        // Scripts and tests read this line to learn the port.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {scheme}://{addr}");
+        let _ = out.flush();
+    }))?;
     Ok(Status::Success)
 }
 

@@ -11,6 +11,7 @@ mod proxy;
 use crate::cli::{Command, SchemaKind};
 use crate::output::{CliError, Printer, Status};
 
+/// Runs one command, printing its data with `out`; the status is the process's exit status.
 pub fn run(command: Command, out: &Printer) -> Result<Status, CliError> {
     match command {
         Command::Policy(c) => policy::run(c, out),

@@ -20,15 +20,9 @@ pub fn run(command: PolicyCommand, out: &Printer) -> Result<Status, CliError> {
                 out.error(&CliError::Policy(e));
                 return Ok(Status::Failed);
             }
-            let gw =
-                crate::client::Gateway::new(&remote.url, &remote.token, remote.ca_cert.as_deref())?;
-            let v: serde_json::Value = gw.put("/v1/policy", &bundle)?;
+            let v = remote.client()?.put_policy(&bundle)?;
             out.emit("pushed", &v, || {
-                format!(
-                    "pushed {}: version {}",
-                    dir.display(),
-                    v.get("version").and_then(|v| v.as_str()).unwrap_or("?")
-                )
+                format!("pushed {}: version {}", dir.display(), v.version)
             });
             Ok(Status::Success)
         }
@@ -74,12 +68,12 @@ fn check(dir: &Path, out: &Printer) -> Result<Status, CliError> {
 /// Reads a TOML or JSON case file (by extension).
 pub fn read_cases(path: &Path) -> Result<CaseFile, CliError> {
     let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;
-    let parsed: Result<CaseFile, String> = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| e.to_string())
+    let bad = |e: &dyn std::fmt::Display| CliError::Input(format!("{}: {e}", path.display()));
+    let file: CaseFile = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| bad(&e))?
     } else {
-        toml::from_str(&text).map_err(|e| e.to_string())
+        toml::from_str(&text).map_err(|e| bad(&e))?
     };
-    let file = parsed.map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
     if let Some(c) = file.cases.iter().find(|c| c.all_steps().is_empty()) {
         return Err(CliError::Input(format!(
             "{}: case `{}` has no step (give agent, action and expect, or steps)",

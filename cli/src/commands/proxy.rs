@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::ffi::OsString;
+
 use aa_proxy::{LlmEndpoint, ProxyConfig};
 use aa_sdk_client::ConfigInput;
 use serde_json::json;
@@ -19,8 +21,7 @@ pub fn run(command: ProxyCommand, out: &Printer) -> Result<Status, CliError> {
     match command {
         ProxyCommand::InstallCa { dir, trust_dir } => install_ca(&dir.ca_dir, &trust_dir, out),
         ProxyCommand::UninstallCa { trust_dir } => {
-            let removed = aa_proxy::ca::uninstall_system(&trust_dir)
-                .map_err(|e| CliError::Input(e.to_string()))?;
+            let removed = aa_proxy::ca::uninstall_system(&trust_dir)?;
             out.emit("uninstall-ca", &json!({ "removed": removed }), || {
                 if removed {
                     "removed the Agent Assembly CA from the trust store".into()
@@ -39,10 +40,8 @@ pub fn run(command: ProxyCommand, out: &Printer) -> Result<Status, CliError> {
 }
 
 fn install_ca(dir: &Path, trust_dir: &Path, out: &Printer) -> Result<Status, CliError> {
-    let (cert, _key) =
-        aa_proxy::ca::load_or_create(dir).map_err(|e| CliError::Input(e.to_string()))?;
-    let installed = aa_proxy::ca::install_system(&cert, trust_dir)
-        .map_err(|e| CliError::Input(e.to_string()))?;
+    let (cert, _key) = aa_proxy::ca::load_or_create(dir)?;
+    let installed = aa_proxy::ca::install_system(&cert, trust_dir)?;
     // A bundle of the system roots plus our CA, for tools that replace rather than add roots.
     let system = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
     let bundle = dir.join("bundle.pem");
@@ -73,18 +72,13 @@ fn install_ca(dir: &Path, trust_dir: &Path, out: &Printer) -> Result<Status, Cli
 
 fn config(args: &ProxyRunArgs) -> ProxyConfig {
     let client = ConfigInput {
-        gateway_url: args.gateway.clone(),
-        token: args.token.clone(),
-        policy: args.policy.clone(),
-        agent_id: Some(
+        fail_open: Some(args.fail_open),
+        spill_dir: Some(args.dir.ca_dir.join("spill")),
+        ..args.source.client_input(
             args.default_agent
                 .clone()
                 .unwrap_or_else(|| "aa-proxy".into()),
-        ),
-        audit_file: args.audit_file.clone(),
-        fail_open: Some(args.fail_open),
-        spill_dir: Some(args.dir.ca_dir.join("spill")),
-        ..ConfigInput::default()
+        )
     };
     let mut c = ProxyConfig::new(args.listen, args.dir.ca_dir.clone(), client);
     c.default_agent = args.default_agent.clone();
@@ -102,19 +96,17 @@ fn run_foreground(args: ProxyRunArgs) -> Result<Status, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Input(format!("cannot start the runtime: {e}")))?;
-    runtime
-        .block_on(aa_proxy::run(
-            config,
-            super::gateway::shutdown_signal(),
-            move |addr| {
-                let _ = std::fs::write(&addr_file, addr.to_string());
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "listening on http://{addr}");
-                let _ = out.flush();
-            },
-        ))
-        .map_err(|e| CliError::Input(e.to_string()))?;
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(aa_proxy::run(
+        config,
+        super::gateway::shutdown_signal(),
+        move |addr| {
+            let _ = std::fs::write(&addr_file, addr.to_string());
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{addr}");
+            let _ = out.flush();
+        },
+    ))?;
     Ok(Status::Success)
 }
 
@@ -135,7 +127,11 @@ fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
             "the proxy already runs (pid {pid}); `aasm proxy stop` first"
         )));
     }
-    let exe = std::env::current_exe().map_err(|e| CliError::Input(e.to_string()))?;
+    let spawn = |source| CliError::Spawn {
+        what: "the proxy".into(),
+        source,
+    };
+    let exe = std::env::current_exe().map_err(spawn)?;
     let log_path = dir.join(LOGFILE);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -143,42 +139,12 @@ fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
         .open(&log_path)
         .map_err(CliError::io(&log_path))?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    // The child is this very command line with `start` turned into `run`, so every flag
+    // reaches it as given and is parsed once, by the same grammar.
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("proxy")
-        .arg("run")
-        .arg("--ca-dir")
-        .arg(&dir)
-        .arg("--listen")
-        .arg(args.listen.to_string());
-    let mut opt = |flag: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            cmd.arg(flag).arg(v);
-        }
-    };
-    opt("--gateway", &args.gateway);
-    opt("--default-agent", &args.default_agent);
-    if let Some(p) = &args.policy {
-        cmd.arg("--policy").arg(p);
-    }
-    if let Some(p) = &args.audit_file {
-        cmd.arg("--audit-file").arg(p);
-    }
-    if let Some(p) = &args.upstream_ca {
-        cmd.arg("--upstream-ca").arg(p);
-    }
-    for p in &args.passthrough {
-        cmd.arg("--passthrough").arg(p);
-    }
-    for l in &args.llm {
-        cmd.arg("--llm").arg(l);
-    }
-    cmd.arg("--upstream-timeout")
-        .arg(args.upstream_timeout.to_string());
-    if args.fail_open {
-        cmd.arg("--fail-open");
-    }
+    cmd.args(run_argv(std::env::args_os())?);
     // The token goes through the environment, never argv.
-    if let Some(t) = &args.token {
+    if let Some(t) = &args.source.token {
         cmd.env("AA_TOKEN", t);
     }
     let err = log.try_clone().map_err(CliError::io(&log_path))?;
@@ -191,7 +157,7 @@ fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
         .stdout(log)
         .stderr(err)
         .spawn()
-        .map_err(|e| CliError::Input(format!("cannot start the proxy: {e}")))?;
+        .map_err(spawn)?;
     let pid = child.id();
     std::fs::write(dir.join(PIDFILE), pid.to_string()).map_err(CliError::io(&dir))?;
     // Wait for it to listen (or die).
@@ -253,17 +219,16 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
         return Ok(Status::Failed);
     };
     let addr = std::fs::read_to_string(dir.join(ADDRFILE)).unwrap_or_default();
-    let stats: serde_json::Value = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(3))
+    let local: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(3)))
         .build()
+        .into();
+    let stats: serde_json::Value = local
+        .get(format!("http://{}/_aa/status", addr.trim()))
+        .call()
         .ok()
-        .and_then(|c| {
-            c.get(format!("http://{}/_aa/status", addr.trim()))
-                .send()
-                .ok()
-        })
-        .and_then(|r| r.json().ok())
+        .and_then(|mut r| r.body_mut().read_json().ok())
         .unwrap_or_default();
     let data = json!({ "running": true, "pid": pid, "listen": addr.trim(), "status": stats });
     out.emit("status", &data, || {
@@ -304,5 +269,85 @@ fn logs(dir: &Path, follow: bool) -> Result<Status, CliError> {
             return Ok(Status::Success);
         }
         let _ = stdout.flush();
+    }
+}
+
+/// The arguments of `aasm proxy run` for a `aasm [--json] proxy start …` command line (the
+/// program name first): `start` becomes `run`, `--token` is dropped (it goes through the
+/// environment), everything else is passed on as given.
+fn run_argv(argv: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>, CliError> {
+    let mut out: Vec<OsString> = Vec::new();
+    let mut args = argv.into_iter().skip(1);
+    let (mut group_seen, mut verb_seen) = (false, false);
+    while let Some(arg) = args.next() {
+        // Only the global `--json` may come between `proxy` and `start`.
+        if !verb_seen {
+            if group_seen && arg == "start" {
+                out.push("run".into());
+                verb_seen = true;
+            } else {
+                group_seen |= arg == "proxy";
+                out.push(arg);
+            }
+            continue;
+        }
+        if arg == "--token" {
+            let _value = args.next();
+        } else if !arg.to_str().is_some_and(|a| a.starts_with("--token=")) {
+            out.push(arg);
+        }
+    }
+    if verb_seen {
+        Ok(out)
+    } else {
+        Err(CliError::Input(
+            "`proxy start` must be run as `aasm proxy start …`".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn start_becomes_run_and_the_token_leaves_argv() {
+        let child = run_argv(argv(&[
+            "/bin/aasm",
+            "proxy",
+            "--json",
+            "start",
+            "--ca-dir",
+            "proxy",
+            "--token",
+            "secret",
+            "--llm=h=openai",
+            "--token=secret2",
+            "--passthrough",
+            "start",
+        ]))
+        .unwrap();
+        assert_eq!(
+            child,
+            argv(&[
+                "proxy",
+                "--json",
+                "run",
+                "--ca-dir",
+                "proxy",
+                "--llm=h=openai",
+                "--passthrough",
+                "start"
+            ])
+        );
+    }
+
+    #[test]
+    fn another_command_line_is_refused() {
+        assert!(run_argv(argv(&["aasm", "proxy", "run"])).is_err());
     }
 }

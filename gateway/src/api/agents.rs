@@ -1,35 +1,18 @@
 //! Agent registry and the kill switch.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use aa_core::wire::{AgentInfo, RegisterRequest, Registered};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 
 use super::Auth;
 use crate::auth::{new_token, token_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, require_admin};
 use crate::store::AgentRow;
-
-/// A registered agent, as the API shows it (never its token or token hash).
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AgentInfo {
-    /// Id.
-    pub agent_id: String,
-    /// Team.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Under the kill switch.
-    pub suspended: bool,
-    /// Registration time, unix ms.
-    pub created_ms: i64,
-}
 
 impl From<&AgentRow> for AgentInfo {
     fn from(r: &AgentRow) -> Self {
@@ -41,32 +24,6 @@ impl From<&AgentRow> for AgentInfo {
             created_ms: r.created_ms,
         }
     }
-}
-
-/// Body of `POST /v1/agents`.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
-    /// Id.
-    pub agent_id: String,
-    /// Team.
-    #[serde(default)]
-    pub team: Option<String>,
-    /// Labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Issue a new token for an agent that exists (the old token stops working).
-    #[serde(default)]
-    pub rotate: bool,
-}
-
-/// Answer of `POST /v1/agents`: the token is shown once.
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Registered {
-    /// The agent.
-    pub agent: AgentInfo,
-    /// Its bearer token. Store it now: only its hash is kept.
-    pub token: String,
 }
 
 /// Admin: the registered agents.

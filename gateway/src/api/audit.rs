@@ -5,15 +5,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aa_core::Checkpoint;
 use aa_core::audit::{Verifier, VerifyOptions, VerifyReport};
-use aa_core::{AuditRecord, Checkpoint};
+use aa_core::wire::{AuditPage, PublicKey};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Auth;
@@ -41,16 +42,6 @@ pub struct AuditQuery {
     pub cursor: Option<u64>,
     /// Page size (1..=1000, default 100).
     pub limit: Option<usize>,
-}
-
-/// A page of records.
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AuditPage {
-    /// Records, oldest first.
-    pub records: Vec<AuditRecord>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<u64>,
 }
 
 fn time(field: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -108,13 +99,6 @@ pub async fn checkpoints(
             .await
             .map_err(ApiError::internal)??,
     ))
-}
-
-/// The checkpoint signer's key, so clients can verify the chain themselves.
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct PublicKey {
-    /// Hex Ed25519 public key.
-    pub public_key: String,
 }
 
 /// The checkpoint signer's public key (any token).

@@ -4,32 +4,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aa_core::cases::AgentSpec;
-use aa_core::{Action, Decision, Layer};
+use aa_core::wire::DecideRequest;
+use aa_core::{Decision, Layer};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use serde::Deserialize;
 
 use super::Auth;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::metrics::DecisionLabels;
 use crate::state::{AppState, require_self};
-
-/// Body of `POST /v1/decide`.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DecideRequest {
-    /// The agent: an id, or `{agent_id, session_id, …}`. Team and labels of a registered agent
-    /// come from the registry, never from the request.
-    pub agent: AgentSpec,
-    /// What it is about to do.
-    pub action: Action,
-    /// Who saw it (default `sdk`).
-    #[serde(default)]
-    pub layer: Option<Layer>,
-}
 
 /// Decides an action for the caller (an agent token may only decide as itself).
 pub async fn decide(

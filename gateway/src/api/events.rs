@@ -3,44 +3,23 @@
 
 use std::sync::Arc;
 
-use aa_core::AuditEvent;
+use aa_core::wire::{EventsRequest, EventsResponse};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use serde::{Deserialize, Serialize};
 
 use super::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, require_self};
-use crate::writer::Ack;
 
 /// Most events in one batch.
 pub const MAX_EVENTS: usize = 1000;
-
-/// Body of `POST /v1/events`.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventsRequest {
-    /// The events, oldest first.
-    pub events: Vec<AuditEvent>,
-}
-
-/// Answer of `POST /v1/events`.
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EventsResponse {
-    /// Events stored now.
-    pub accepted: usize,
-    /// Events already stored before (replays).
-    pub duplicates: usize,
-    /// One ack per event, in order.
-    pub acks: Vec<Ack>,
-}
 
 /// Stores a batch of events (an agent token may only report its own).
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
-    body: Result<Json<EventsRequest>, JsonRejection>,
+    body: Result<Json<EventsRequest<'static>>, JsonRejection>,
 ) -> ApiResult<Json<EventsResponse>> {
     let Json(req) = body?;
     if req.events.len() > MAX_EVENTS {
@@ -48,7 +27,7 @@ pub async fn ingest(
             "at most {MAX_EVENTS} events per batch"
         )));
     }
-    for e in &req.events {
+    for e in req.events.iter() {
         require_self(&caller, &e.agent_id)?;
         aa_core::Agent::new(e.agent_id.clone())
             .validate()
@@ -60,7 +39,7 @@ pub async fn ingest(
             ));
         }
     }
-    let events = req.events;
+    let events = req.events.into_owned();
     // The writer charges what new events report, in the transaction that stores them.
     let acks = state.writer.ingest(events).await?;
     let accepted = acks.iter().filter(|a| !a.duplicate).count();

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use aa_core::budget::BudgetStatus;
+use aa_core::wire::{Health, Role, WhoAmI};
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
 
 use super::Auth;
 use crate::error::ApiResult;
@@ -33,27 +33,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
-/// Who a token belongs to (the proxy checks agent credentials with it).
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct WhoAmI {
-    /// `admin` or `agent`.
-    pub role: String,
-    /// The agent, for an agent token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    /// The agent's team.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
-    /// The agent's labels.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub labels: std::collections::BTreeMap<String, String>,
-}
-
 /// The caller's identity (with team and labels for an agent).
 pub async fn whoami(State(state): State<Arc<AppState>>, Auth(caller): Auth) -> Json<WhoAmI> {
     Json(match caller {
         crate::auth::Caller::Admin => WhoAmI {
-            role: "admin".into(),
+            role: Role::Admin,
             agent_id: None,
             team: None,
             labels: Default::default(),
@@ -61,23 +45,13 @@ pub async fn whoami(State(state): State<Arc<AppState>>, Auth(caller): Auth) -> J
         crate::auth::Caller::Agent(id) => {
             let agent = state.agent(&id);
             WhoAmI {
-                role: "agent".into(),
+                role: Role::Agent,
                 agent_id: Some(id),
                 team: agent.team,
                 labels: agent.labels,
             }
         }
     })
-}
-
-/// Health.
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Health {
-    /// `ok`.
-    pub status: String,
-    /// Active policy version, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy_version: Option<String>,
 }
 
 /// Liveness and the active policy version.

@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aa_core::PolicyBundle;
+use aa_core::wire::{PolicyDocument, PolicyVersion};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -18,15 +19,6 @@ use crate::state::{AppState, require_admin};
 
 /// Longest long poll.
 const MAX_WAIT: u64 = 55;
-
-/// The active policy.
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct PolicyDocument {
-    /// Content hash; also the ETag.
-    pub version: String,
-    /// The sources, with the suspended agents.
-    pub bundle: PolicyBundle,
-}
 
 /// Query of `GET /v1/policy`.
 #[derive(Debug, Deserialize)]
@@ -125,7 +117,10 @@ pub async fn put_policy(
         Ok(version) => {
             state.metrics.policy_reloads.inc();
             tracing::info!(%version, "policy replaced");
-            let mut resp = Json(serde_json::json!({ "version": version })).into_response();
+            let mut resp = Json(PolicyVersion {
+                version: version.clone(),
+            })
+            .into_response();
             resp.headers_mut().insert(header::ETAG, etag(&version));
             Ok(resp)
         }
