@@ -8,7 +8,9 @@
 //! - [`budget`]: budget rules, the usage ledger and the model price table;
 //! - [`Engine`]: decisions against an atomically swappable policy snapshot;
 //! - [`audit`]: the SHA-256 hash chain over RFC 8785 JSON, Ed25519 checkpoints, the JSON Lines
-//!   audit file and its verifier.
+//!   audit file and its verifier;
+//! - [`tool_call`]: the tool-call path every binding shares (neutral argument values, redaction,
+//!   truncation, outcomes).
 //!
 //! Embedded mode, no gateway:
 //!
@@ -36,6 +38,7 @@ mod env;
 pub mod error;
 pub mod model;
 pub mod policy;
+pub mod tool_call;
 
 pub use canonical::{to_canonical_vec, write_canonical};
 pub use engine::{Engine, EngineStats};
