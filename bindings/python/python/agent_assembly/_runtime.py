@@ -5,14 +5,12 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from typing import Any
 
 from . import _native
 from ._errors import ConfigError, GatewayUnavailable
 
 _lock = threading.Lock()
 _governor: _native.Governor | None = None
-_config: dict[str, Any] = {}
 # Governors inherited across a fork: their threads did not survive, so they are never used or
 # closed again (closing could write into the parent's audit file).
 _orphans: list[_native.Governor] = []
@@ -43,32 +41,30 @@ def init(
     gateway), ``remote`` and ``embedded`` (default with only a policy directory). Raises
     ``ConfigError`` with what is missing or wrong.
     """
-    global _governor, _config
-    config = {
-        "gateway_url": gateway_url,
-        "agent_id": agent_id,
-        "token": token,
-        "policy": os.fspath(policy) if policy is not None else None,
-        "mode": mode,
-        "team": team,
-        "session_id": session_id,
-        "fail_open": fail_open,
-        "spill_dir": os.fspath(spill_dir) if spill_dir is not None else None,
-        "audit_file": os.fspath(audit_file) if audit_file is not None else None,
-        "ca_cert": os.fspath(ca_cert) if ca_cert is not None else None,
-        "queue_capacity": queue_capacity,
-    }
+    global _governor
     with _lock:
         if _governor is not None:
             _close_quietly(_governor)
-        _governor = _native.Governor(**config)
-        _config = config
+        _governor = _native.Governor(
+            gateway_url=gateway_url,
+            agent_id=agent_id,
+            token=token,
+            policy=policy,
+            mode=mode,
+            team=team,
+            session_id=session_id,
+            fail_open=fail_open,
+            spill_dir=spill_dir,
+            audit_file=audit_file,
+            ca_cert=ca_cert,
+            queue_capacity=queue_capacity,
+        )
         return _governor
 
 
 def get() -> _native.Governor:
     """The process governor; initialised from the environment on first use."""
-    global _governor, _config
+    global _governor
     g = _governor
     if g is not None:
         return g
@@ -80,7 +76,6 @@ def get() -> _native.Governor:
                 raise ConfigError(
                     f"{e} (call agent_assembly.init(...) or set the AA_* environment variables)"
                 ) from None
-            _config = {}
         return _governor
 
 
@@ -117,12 +112,10 @@ def _after_fork_in_child() -> None:
     old = _governor
     _orphans.append(old)
     _governor = None
-    config = dict(_config)
-    if old.mode == "embedded":
-        # One writer per audit chain: the child writes its own file.
-        config["audit_file"] = f"{old.audit_file}.{os.getpid()}"
     try:
-        _governor = _native.Governor(**config)
+        # Configured like the parent's; in embedded mode with its own audit file (the core
+        # names it), one writer per hash chain.
+        _governor = old.after_fork()
     except Exception:
         _governor = None  # re-created lazily by get() from the environment
 
