@@ -115,10 +115,30 @@ def govern(
     (password, token, api_key, ...) and those in ``redact`` are recorded as ``"[redacted]"``,
     and secret-looking values (bearer tokens, API keys, private keys, ...) inside the others.
     """
-    rules = ArgRules(list(redact)) if redact else _DEFAULT_RULES
+    wrap = _Wrap(tool, args, ArgRules(list(redact)) if redact else _DEFAULT_RULES)
+    if fn is not None:
+        return wrap(fn)
+    return wrap
 
-    def wrap(f: Callable[P, R]) -> Callable[P, R]:
-        name = tool or getattr(f, "__name__", "tool")
+
+class _Wrap:
+    """The decorator ``govern`` applies: one tool name, argument mapping and redaction."""
+
+    __slots__ = ("args", "rules", "tool")
+
+    def __init__(
+        self,
+        tool: str | None,
+        args: Callable[..., Mapping[str, Any]] | Sequence[str] | None,
+        rules: ArgRules,
+    ) -> None:
+        self.tool = tool
+        self.args = args
+        self.rules = rules
+
+    def __call__(self, f: Callable[P, R], /) -> Callable[P, R]:
+        args, rules = self.args, self.rules
+        name = self.tool or str(getattr(f, "__name__", "tool"))
         names, skip_first = _param_names(f)
         pnames = names[1:] if skip_first else names
         npos = len(pnames)
@@ -165,10 +185,6 @@ def govern(
             return result
 
         return wrapper
-
-    if fn is not None:
-        return wrap(fn)
-    return wrap
 
 
 @contextlib.contextmanager

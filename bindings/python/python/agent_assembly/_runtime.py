@@ -6,14 +6,14 @@ import atexit
 import os
 import threading
 
-from . import _native
+from ._native import Governor, reseed_after_fork
 from ._errors import ConfigError, GatewayUnavailable
 
 _lock = threading.Lock()
-_governor: _native.Governor | None = None
+_governor: Governor | None = None
 # Governors inherited across a fork: their threads did not survive, so they are never used or
 # closed again (closing could write into the parent's audit file).
-_orphans: list[_native.Governor] = []
+_orphans: list[Governor] = []
 
 EXIT_FLUSH_TIMEOUT = 5.0
 
@@ -32,7 +32,7 @@ def init(
     audit_file: str | os.PathLike[str] | None = None,
     ca_cert: str | os.PathLike[str] | None = None,
     queue_capacity: int | None = None,
-) -> _native.Governor:
+) -> Governor:
     """Configure Agent Assembly for this process.
 
     Anything not given is read from ``AA_GATEWAY_URL``, ``AA_AGENT_ID``, ``AA_TOKEN``,
@@ -45,7 +45,7 @@ def init(
     with _lock:
         if _governor is not None:
             _close_quietly(_governor)
-        _governor = _native.Governor(
+        _governor = Governor(
             gateway_url=gateway_url,
             agent_id=agent_id,
             token=token,
@@ -62,7 +62,7 @@ def init(
         return _governor
 
 
-def get() -> _native.Governor:
+def get() -> Governor:
     """The process governor; initialised from the environment on first use."""
     global _governor
     g = _governor
@@ -71,7 +71,7 @@ def get() -> _native.Governor:
     with _lock:
         if _governor is None:
             try:
-                _governor = _native.Governor()
+                _governor = Governor()
             except ConfigError as e:
                 raise ConfigError(
                     f"{e} (call agent_assembly.init(...) or set the AA_* environment variables)"
@@ -96,7 +96,7 @@ def shutdown(timeout: float = EXIT_FLUSH_TIMEOUT) -> bool:
     return True
 
 
-def _close_quietly(g: _native.Governor) -> None:
+def _close_quietly(g: Governor) -> None:
     try:
         g.close(EXIT_FLUSH_TIMEOUT)
     except Exception:
@@ -105,7 +105,7 @@ def _close_quietly(g: _native.Governor) -> None:
 
 def _after_fork_in_child() -> None:
     global _governor, _lock
-    _native.reseed_after_fork()
+    reseed_after_fork()
     _lock = threading.Lock()
     if _governor is None:
         return
