@@ -6,8 +6,8 @@ import atexit
 import os
 import threading
 
-from ._native import Governor, reseed_after_fork
 from ._errors import ConfigError, GatewayUnavailable
+from ._native import Governor, reseed_after_fork
 
 _lock = threading.Lock()
 _governor: Governor | None = None
