@@ -179,21 +179,67 @@ fn shape(result: &Bound<'_, PyAny>) -> PyResult<ResultShape> {
     })
 }
 
-/// The redaction rules of one governed function (built once, when it is decorated).
+/// The rules of one governed function (built once, when it is decorated): the core's
+/// redaction rules, and the parameter names kept in the action (all when `keep` is `None`).
 #[pyclass(frozen, name = "ArgRules", module = "agent_assembly._native")]
 pub struct PyArgRules {
     inner: RustArgRules,
+    keep: Option<std::collections::HashSet<String>>,
 }
 
 #[pymethods]
 impl PyArgRules {
     #[new]
-    #[pyo3(signature = (redact=Vec::new()))]
-    fn new(redact: Vec<String>) -> Self {
+    #[pyo3(signature = (redact=Vec::new(), keep=None))]
+    fn new(redact: Vec<String>, keep: Option<Vec<String>>) -> Self {
         PyArgRules {
             inner: RustArgRules::new(redact),
+            keep: keep.map(|k| k.into_iter().collect()),
         }
     }
+}
+
+impl PyArgRules {
+    fn keeps(&self, name: &str) -> bool {
+        self.keep.as_ref().is_none_or(|k| k.contains(name))
+    }
+}
+
+/// The named arguments of a call of a governed function: positional `args` (after the first
+/// `skip`, i.e. `self`/`cls`) named by `names`, extra positionals as a list under `*args`,
+/// then `kwargs`; only the names `rules` keeps.
+fn call_args(
+    names: &Bound<'_, PyTuple>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+    rules: &PyArgRules,
+    skip: usize,
+) -> PyResult<Vec<(String, ArgValue)>> {
+    let mut out = Vec::with_capacity(args.len() + kwargs.map_or(0, |k| k.len()));
+    let mut path = Vec::new();
+    let mut extra = Vec::new();
+    for (i, value) in args.iter().skip(skip).enumerate() {
+        if i < names.len() {
+            let name = key_text(&names.get_item(i)?)?;
+            if rules.keeps(&name) {
+                out.push((name, to_arg(&value, 1, &mut path)?));
+            }
+        } else if rules.keeps("*args") {
+            extra.push(to_arg(&value, 2, &mut path)?);
+        }
+    }
+    if args.len() > skip + names.len() && rules.keeps("*args") {
+        out.push(("*args".to_owned(), ArgValue::List(extra)));
+    }
+    if let Some(kwargs) = kwargs {
+        for (k, v) in kwargs.iter() {
+            let name = key_text(&k)?;
+            if rules.keeps(&name) {
+                out.push((name, to_arg(&v, 1, &mut path)?));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A governed tool call in progress: the action as decided, its decision, and when it was
@@ -450,8 +496,8 @@ impl Governor {
     }
 
     /// Decides calling `tool` with `args` (names to Python values, converted to the core's
-    /// neutral values and redacted, converted and truncated by `rules`); the decorator's fast
-    /// path. The returned call records its end with `ok()` or `error()`.
+    /// neutral values and redacted, converted and truncated by `rules`). The returned call
+    /// records its end with `ok()` or `error()`.
     #[pyo3(signature = (tool, args, rules=None))]
     fn decide_tool(
         &self,
@@ -461,22 +507,28 @@ impl Governor {
         rules: Option<&PyArgRules>,
     ) -> PyResult<PyCall> {
         let args = to_args(args)?;
-        let default_rules;
-        let rules = match rules {
-            Some(r) => &r.inner,
-            None => {
-                default_rules = RustArgRules::default();
-                &default_rules
-            }
-        };
-        let g = &self.inner;
-        let (action, decision) = py.detach(|| g.decide_tool(tool, args, rules));
-        Ok(PyCall {
-            governor: self.inner.clone(),
-            action,
-            decision: Py::new(py, PyDecision { inner: decision })?,
-            started: Instant::now(),
-        })
+        match rules {
+            Some(r) => self.start_call(py, tool, args, &r.inner),
+            None => self.start_call(py, tool, args, &RustArgRules::default()),
+        }
+    }
+
+    /// [`Governor::decide_tool`] for a call of a governed function, its arguments as the
+    /// function received them (see `call_args`): the decorator's fast path.
+    #[pyo3(signature = (tool, names, args, kwargs, rules, skip=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn decide_call(
+        &self,
+        py: Python<'_>,
+        tool: &str,
+        names: &Bound<'_, PyTuple>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        rules: &PyArgRules,
+        skip: usize,
+    ) -> PyResult<PyCall> {
+        let args = call_args(names, args, kwargs, rules, skip)?;
+        self.start_call(py, tool, args, &rules.inner)
     }
 
     /// A governor for the child after a `fork()`, configured like this one (in embedded mode
@@ -540,6 +592,25 @@ impl Governor {
         d.set_item("last_error", s.last_error)?;
         d.set_item("policy_version", s.policy_version)?;
         Ok(d)
+    }
+}
+
+impl Governor {
+    fn start_call(
+        &self,
+        py: Python<'_>,
+        tool: &str,
+        args: Vec<(String, ArgValue)>,
+        rules: &RustArgRules,
+    ) -> PyResult<PyCall> {
+        let g = &self.inner;
+        let (action, decision) = py.detach(|| g.decide_tool(tool, args, rules));
+        Ok(PyCall {
+            governor: self.inner.clone(),
+            action,
+            decision: Py::new(py, PyDecision { inner: decision })?,
+            started: Instant::now(),
+        })
     }
 }
 

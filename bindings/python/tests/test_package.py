@@ -128,3 +128,17 @@ def test_a_forked_embedded_child_writes_its_own_audit_file(embedded: Path) -> No
     child = Path(f"{embedded}.{pid}")
     assert [r["action"]["args"]["who"] for r in records(child)] == ["child", "child"]
     assert [r["action"]["args"]["who"] for r in records(embedded)] == ["parent", "parent"]
+
+
+def test_the_decision_is_in_the_audit_file_before_the_body_runs(embedded: Path) -> None:
+    seen: list[dict] = []
+
+    @aa.govern
+    def body(n: int) -> int:
+        lines = [json.loads(line) for line in embedded.read_text().splitlines()]
+        seen.append(lines[-1])
+        return n
+
+    for i in range(3):
+        body(i)
+    assert [(r["action"]["args"], "outcome" in r) for r in seen] == [({"n": i}, False) for i in range(3)]

@@ -115,7 +115,7 @@ def govern(
     (password, token, api_key, ...) and those in ``redact`` are recorded as ``"[redacted]"``,
     and secret-looking values (bearer tokens, API keys, private keys, ...) inside the others.
     """
-    wrap = _Wrap(tool, args, ArgRules(list(redact)) if redact else _DEFAULT_RULES)
+    wrap = _Wrap(tool, args, redact)
     if fn is not None:
         return wrap(fn)
     return wrap
@@ -126,43 +126,42 @@ class _Wrap:
 
     __slots__ = ("args", "rules", "tool")
 
+    rules: ArgRules
+
     def __init__(
         self,
         tool: str | None,
         args: Callable[..., Mapping[str, Any]] | Sequence[str] | None,
-        rules: ArgRules,
+        redact: Sequence[str],
     ) -> None:
         self.tool = tool
         self.args = args
-        self.rules = rules
+        keep = None if args is None or callable(args) else list(args)
+        self.rules = ArgRules(list(redact), keep) if redact or keep is not None else _DEFAULT_RULES
 
     def __call__(self, f: Callable[P, R], /) -> Callable[P, R]:
-        args, rules = self.args, self.rules
+        mapper, rules = self.args, self.rules
         name = self.tool or str(getattr(f, "__name__", "tool"))
         names, skip_first = _param_names(f)
-        pnames = names[1:] if skip_first else names
-        npos = len(pnames)
-        keep = None if args is None or callable(args) else frozenset(args)
+        pnames = tuple(names[1:] if skip_first else names)
+        skip = 1 if skip_first else 0
+        get = _runtime.get
 
-        def build(call_args: tuple[Any, ...], call_kwargs: dict[str, Any]) -> dict[str, Any]:
-            if callable(args):
-                return {str(k): v for k, v in args(*call_args, **call_kwargs).items()}
-            positional = call_args[1:] if skip_first else call_args
-            mapped = dict(zip(pnames, positional))
-            if len(positional) > npos:
-                mapped["*args"] = list(positional[npos:])
-            if call_kwargs:
-                mapped.update(call_kwargs)
-            if keep is not None:
-                mapped = {k: v for k, v in mapped.items() if k in keep}
-            return mapped
+        def start(a: tuple[Any, ...], kw: dict[str, Any]) -> ToolCall:
+            if callable(mapper):
+                return _start(name, {str(k): v for k, v in mapper(*a, **kw).items()}, rules)
+            # The core names the arguments, redacts, converts and truncates them.
+            call = get().decide_call(name, pnames, a, kw, rules, skip)
+            if not call.allowed:
+                raise PolicyDenied(call.decision, action=name)
+            return call
 
         if inspect.iscoroutinefunction(f):
             async_f = cast(Callable[P, Awaitable[Any]], f)
 
             @functools.wraps(f)
             async def async_wrapper(*a: P.args, **kw: P.kwargs) -> Any:
-                call = _start(name, build(a, kw), rules)
+                call = start(a, kw)
                 try:
                     result = await async_f(*a, **kw)
                 except BaseException as e:
@@ -175,7 +174,7 @@ class _Wrap:
 
         @functools.wraps(f)
         def wrapper(*a: P.args, **kw: P.kwargs) -> R:
-            call = _start(name, build(a, kw), rules)
+            call = start(a, kw)
             try:
                 result = f(*a, **kw)
             except BaseException as e:
