@@ -105,6 +105,24 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     agent_assembly.shutdown(timeout=2.0)
 
 
+@pytest.fixture
+def embedded(tmp_path: Path) -> Path:
+    """An embedded-mode runtime on the permissive example policy; returns its audit file."""
+    import agent_assembly as aa
+
+    audit = tmp_path / "audit.jsonl"
+    aa.init(policy=PERMISSIVE, agent_id="py-agent", audit_file=audit)
+    return audit
+
+
+def records(audit: Path) -> list[dict]:
+    """The records of an audit file (after a flush), checkpoints left out."""
+    import agent_assembly as aa
+
+    aa.governor().flush()
+    return [json.loads(line) for line in audit.read_text().splitlines() if not line.startswith('{"checkpoint"')]
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

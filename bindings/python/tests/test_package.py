@@ -12,19 +12,7 @@ from pathlib import Path
 import pytest
 
 import agent_assembly as aa
-from conftest import PERMISSIVE
-
-
-@pytest.fixture
-def embedded(tmp_path: Path) -> Path:
-    audit = tmp_path / "audit.jsonl"
-    aa.init(policy=PERMISSIVE, agent_id="py-agent", audit_file=audit)
-    return audit
-
-
-def records(audit: Path) -> list[dict]:
-    aa.governor().flush()
-    return [json.loads(line) for line in audit.read_text().splitlines() if not line.startswith('{"checkpoint"')]
+from conftest import PERMISSIVE, records
 
 
 def test_exceptions_live_in_agent_assembly_and_tracebacks_name_no_private_module() -> None:
