@@ -43,7 +43,7 @@ fi
 
 # The Python SDK's build and test tools (its own venv: framework pins differ from schemathesis).
 SDK_VENV="${AA_SDK_VENV:-/var/cache/aa/venv-sdk}"
-SDK_PACKAGES=("maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=5" cedarpy langchain-core openai-agents ruff requests "httpx[http2]")
+SDK_PACKAGES=("maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=5" cedarpy langchain-core openai-agents ruff "mypy>=1.10" requests "httpx[http2]")
 if [ ! -f "$SDK_VENV/.aa-ready" ] || [ "$(cat "$SDK_VENV/.aa-ready")" != "${SDK_PACKAGES[*]}" ]; then
   log "installing the Python SDK tools into $SDK_VENV"
   python3 -m venv "$SDK_VENV"

@@ -9,6 +9,8 @@
 //! - [`Engine`]: decisions against an atomically swappable policy snapshot;
 //! - [`audit`]: the SHA-256 hash chain over RFC 8785 JSON, Ed25519 checkpoints, the JSON Lines
 //!   audit file and its verifier;
+//! - [`tool_call`]: the tool-call path every binding shares (neutral argument values, redaction,
+//!   truncation, outcomes);
 //! - [`wire`]: the gateway's HTTP request and response bodies.
 //!
 //! Embedded mode, no gateway:
@@ -37,6 +39,7 @@ mod env;
 pub mod error;
 pub mod model;
 pub mod policy;
+pub mod tool_call;
 pub mod wire;
 
 pub use canonical::{to_canonical_vec, write_canonical};

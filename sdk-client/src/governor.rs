@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aa_core::audit::{AuditLog, AuditLogOptions, AuditSink};
+use aa_core::tool_call::{ArgRules, ArgValue, CallEnd, outcome};
 use aa_core::{Action, Agent, Decision, Engine, Layer, Outcome, SystemEnv};
 
 use crate::gateway::{GatewayClient, GatewayError, GatewayOptions};
@@ -238,6 +239,44 @@ impl Governor {
                 .engine
                 .record_decision(agent, action, layer, decision)?),
         }
+    }
+
+    /// Decides calling `tool` with `args` (converted by a binding; redacted, converted and
+    /// truncated by `rules`, see [`aa_core::tool_call`]). Returns the action as decided, to
+    /// hand back to [`Governor::report_tool`] with the decision.
+    pub fn decide_tool<I>(&self, tool: &str, args: I, rules: &ArgRules) -> (Action, Decision)
+    where
+        I: IntoIterator<Item = (String, ArgValue)>,
+    {
+        let action = rules.action(tool, args);
+        let decision = self.decide(&action);
+        (action, decision)
+    }
+
+    /// Records how an allowed tool call from [`Governor::decide_tool`] ended, after
+    /// `duration_us` microseconds.
+    pub fn report_tool(
+        &self,
+        action: &Action,
+        decision: &Decision,
+        end: CallEnd<'_>,
+        duration_us: u64,
+    ) -> Result<(), ClientError> {
+        self.report(action, decision, outcome(end, duration_us))
+    }
+
+    /// The configuration of a governor for a process forked from this one: the same, except
+    /// that in embedded mode the child writes its own audit file, `<audit_file>.<pid>` (one
+    /// writer per hash chain). The parent's governor must not be used in the child: its
+    /// threads did not survive the fork.
+    pub fn config_after_fork(&self, pid: u32) -> ClientConfig {
+        let mut config = self.config.clone();
+        if config.mode == Mode::Embedded {
+            let mut name = config.audit_file.clone().into_os_string();
+            name.push(format!(".{pid}"));
+            config.audit_file = name.into();
+        }
+        config
     }
 
     /// Waits until every event is delivered (or written to the audit file), up to `timeout`.

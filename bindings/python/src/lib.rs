@@ -5,55 +5,71 @@
 #![allow(unsafe_code)] // pyo3's macros expand to unsafe FFI glue.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use aa_core::tool_call::{ArgRules as RustArgRules, ArgValue, CallEnd, MAX_DEPTH, ResultShape};
 use aa_core::{
     Action, Agent, Decision, Effect, FixedEnv, Layer, Outcome, OutcomeStatus, PolicyBundle, Usage,
 };
-use aa_sdk_client::{ClientConfig, ClientError, ConfigInput, Governor as RustGovernor};
-use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use aa_sdk_client::{
+    ClientConfig, ClientError, ConfigInput, GatewayError, Governor as RustGovernor,
+};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMapping, PySet, PyString,
+    PyTuple, PyType,
+};
 
-create_exception!(
-    _native,
-    AgentAssemblyError,
-    PyException,
-    "Base class of every Agent Assembly error."
-);
-create_exception!(
-    _native,
-    ConfigError,
-    AgentAssemblyError,
-    "The configuration is incomplete or invalid."
-);
-create_exception!(
-    _native,
-    GatewayUnavailable,
-    AgentAssemblyError,
-    "The gateway could not be reached in time."
-);
-create_exception!(
-    _native,
-    InvalidAction,
-    AgentAssemblyError,
-    "An action or outcome is malformed."
-);
+/// The exceptions, defined in `agent_assembly._errors` (so that they, and tracebacks, belong to
+/// `agent_assembly`) and raised from here.
+#[derive(Debug, Clone, Copy)]
+enum ErrorKind {
+    Base,
+    Config,
+    Unavailable,
+    Invalid,
+}
+
+impl ErrorKind {
+    fn raise(self, message: impl std::fmt::Display) -> PyErr {
+        let name = match self {
+            ErrorKind::Base => "AgentAssemblyError",
+            ErrorKind::Config => "ConfigError",
+            ErrorKind::Unavailable => "GatewayUnavailable",
+            ErrorKind::Invalid => "InvalidAction",
+        };
+        let message = message.to_string();
+        Python::attach(|py| {
+            let ty = PyModule::import(py, "agent_assembly._errors")
+                .and_then(|m| m.getattr(name))
+                .and_then(|t| t.cast_into::<PyType>().map_err(PyErr::from));
+            match ty {
+                Ok(ty) => PyErr::from_type(ty, message),
+                Err(e) => e,
+            }
+        })
+    }
+}
 
 /// One place that maps Rust errors to Python exceptions.
 fn to_py(e: ClientError) -> PyErr {
     match e {
-        ClientError::Config(m) => ConfigError::new_err(m),
-        ClientError::Unavailable(m) => GatewayUnavailable::new_err(m),
-        e @ ClientError::FlushTimeout { .. } => GatewayUnavailable::new_err(e.to_string()),
-        ClientError::Policy(p) => ConfigError::new_err(p.to_string()),
-        other => AgentAssemblyError::new_err(other.to_string()),
+        ClientError::Config(m) => ErrorKind::Config.raise(m),
+        ClientError::Unavailable(m) => ErrorKind::Unavailable.raise(m),
+        e @ ClientError::FlushTimeout { .. } => ErrorKind::Unavailable.raise(e),
+        ClientError::Policy(p) => ErrorKind::Config.raise(p),
+        ClientError::Gateway(g) => match *g {
+            e @ (GatewayError::CaCert { .. } | GatewayError::NoCertificate { .. }) => {
+                ErrorKind::Config.raise(e)
+            }
+            e => ErrorKind::Unavailable.raise(e),
+        },
+        other => ErrorKind::Base.raise(other),
     }
 }
 
 fn invalid(e: impl std::fmt::Display) -> PyErr {
-    InvalidAction::new_err(e.to_string())
+    ErrorKind::Invalid.raise(e)
 }
 
 /// Parses an action; shape errors raise `InvalidAction`, out-of-bounds fields are left to the
@@ -62,66 +78,196 @@ fn parse_action(json: &str) -> PyResult<Action> {
     aa_core::ModelError::parse(json).map_err(invalid)
 }
 
-/// Converts a Python value (dict, list, tuple, str, int, float, bool, None) to JSON without a
-/// JSON round trip; anything else becomes its `repr()`.
-fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<serde_json::Value> {
-    use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
-    use serde_json::Value;
-    if depth > 32 {
-        return Ok(Value::String("<nested too deep>".into()));
+/// Converts a Python value to the core's neutral [`ArgValue`] (the rules are in
+/// [`aa_core::tool_call`]): exact `str`, `bool`, `int`, `float`, `None` and `bytes` are
+/// themselves; mappings (keys as `str(key)`), lists, tuples, sets and frozensets recurse;
+/// anything else, subclasses of the plain types included, is its `repr()`. `path` holds the
+/// containers being converted, to spot cycles.
+fn to_arg(obj: &Bound<'_, PyAny>, depth: usize, path: &mut Vec<usize>) -> PyResult<ArgValue> {
+    if depth > MAX_DEPTH {
+        return Ok(ArgValue::TooDeep);
     }
     if obj.is_none() {
-        return Ok(Value::Null);
+        return Ok(ArgValue::Null);
     }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
+    if obj.is_exact_instance_of::<PyString>() {
+        return Ok(ArgValue::Str(
+            obj.cast::<PyString>()?.to_cow()?.into_owned(),
+        ));
     }
-    if obj.is_instance_of::<PyBool>() {
-        return Ok(Value::Bool(obj.extract()?));
+    if obj.is_exact_instance_of::<pyo3::types::PyBool>() {
+        return Ok(ArgValue::Bool(obj.extract()?));
     }
-    if obj.is_instance_of::<PyInt>() {
+    if obj.is_exact_instance_of::<PyInt>() {
         return Ok(match obj.extract::<i64>() {
-            Ok(i) => Value::from(i),
-            Err(_) => Value::String(obj.str()?.to_cow()?.into_owned()),
+            Ok(i) => ArgValue::Int(i),
+            Err(_) => ArgValue::Other(obj.str()?.to_cow()?.into_owned()),
         });
     }
-    if obj.is_instance_of::<PyFloat>() {
-        let f: f64 = obj.extract()?;
-        return Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number));
+    if obj.is_exact_instance_of::<PyFloat>() {
+        return Ok(ArgValue::Float(obj.extract()?));
     }
-    if let Ok(d) = obj.cast::<PyDict>() {
-        return Ok(Value::Object(dict_to_map(d, depth)?));
+    if obj.is_exact_instance_of::<PyBytes>() {
+        return Ok(ArgValue::Bytes(obj.cast::<PyBytes>()?.as_bytes().to_vec()));
     }
-    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
-        let mut out = Vec::new();
-        for item in obj.try_iter()? {
-            out.push(to_json(&item?, depth + 1)?);
+    let is_dict = obj.is_exact_instance_of::<PyDict>();
+    let is_seq = !is_dict
+        && (obj.is_instance_of::<PyList>()
+            || obj.is_instance_of::<PyTuple>()
+            || obj.is_instance_of::<PySet>()
+            || obj.is_instance_of::<PyFrozenSet>());
+    let is_mapping = is_dict || (!is_seq && obj.cast::<PyMapping>().is_ok());
+    if !is_seq && !is_mapping {
+        return Ok(ArgValue::Other(obj.repr()?.to_cow()?.into_owned()));
+    }
+    let id = obj.as_ptr() as usize;
+    if path.contains(&id) {
+        return Ok(ArgValue::Cycle);
+    }
+    path.push(id);
+    let value = if is_dict {
+        let d = obj.cast::<PyDict>()?;
+        let mut entries = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            entries.push((key_text(&k)?, to_arg(&v, depth + 1, path)?));
         }
-        return Ok(Value::Array(out));
-    }
-    Ok(Value::String(obj.repr()?.to_cow()?.into_owned()))
+        ArgValue::Map(entries)
+    } else if is_mapping {
+        let mut entries = Vec::new();
+        for item in obj.call_method0("items")?.try_iter()? {
+            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            entries.push((key_text(&k)?, to_arg(&v, depth + 1, path)?));
+        }
+        ArgValue::Map(entries)
+    } else {
+        let mut items = Vec::new();
+        for item in obj.try_iter()? {
+            items.push(to_arg(&item?, depth + 1, path)?);
+        }
+        ArgValue::List(items)
+    };
+    path.pop();
+    Ok(value)
 }
 
-fn dict_to_map(
-    d: &Bound<'_, PyDict>,
-    depth: usize,
-) -> PyResult<serde_json::Map<String, serde_json::Value>> {
-    let mut map = serde_json::Map::new();
-    for (k, v) in d.iter() {
-        let key = match k.cast::<pyo3::types::PyString>() {
-            Ok(s) => s.to_cow()?.into_owned(),
-            Err(_) => k.str()?.to_cow()?.into_owned(),
-        };
-        map.insert(key, to_json(&v, depth + 1)?);
-    }
-    Ok(map)
+/// `str(key)`.
+fn key_text(k: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(match k.cast::<PyString>() {
+        Ok(s) if k.is_exact_instance_of::<PyString>() => s.to_cow()?.into_owned(),
+        _ => k.str()?.to_cow()?.into_owned(),
+    })
 }
 
-/// A governed call in progress: the action as decided, and its decision.
-#[pyclass(frozen, module = "agent_assembly._native")]
+/// The named arguments of a call, as neutral values.
+fn to_args(args: &Bound<'_, PyDict>) -> PyResult<Vec<(String, ArgValue)>> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut path = Vec::new();
+    for (k, v) in args.iter() {
+        out.push((key_text(&k)?, to_arg(&v, 1, &mut path)?));
+    }
+    Ok(out)
+}
+
+/// The size-relevant shape of a call's result: `len()` of a `str`, `bytes`, `bytearray`,
+/// `list`, `tuple`, `dict` or `set`.
+fn shape(result: &Bound<'_, PyAny>) -> PyResult<ResultShape> {
+    let len = || result.len().map(|n| n as u64);
+    Ok(if result.is_instance_of::<PyString>() {
+        ResultShape::Text(len()?)
+    } else if result.is_instance_of::<PyBytes>() || result.is_instance_of::<PyByteArray>() {
+        ResultShape::Bytes(len()?)
+    } else if result.is_instance_of::<PyList>()
+        || result.is_instance_of::<PyTuple>()
+        || result.is_instance_of::<PyDict>()
+        || result.is_instance_of::<PySet>()
+    {
+        ResultShape::Collection(len()?)
+    } else {
+        ResultShape::Other
+    })
+}
+
+/// The rules of one governed function (built once, when it is decorated): the core's
+/// redaction rules, and the parameter names kept in the action (all when `keep` is `None`).
+#[pyclass(frozen, name = "ArgRules", module = "agent_assembly._native")]
+pub struct PyArgRules {
+    inner: RustArgRules,
+    keep: Option<std::collections::HashSet<String>>,
+}
+
+#[pymethods]
+impl PyArgRules {
+    #[new]
+    #[pyo3(signature = (redact=Vec::new(), keep=None))]
+    fn new(redact: Vec<String>, keep: Option<Vec<String>>) -> Self {
+        PyArgRules {
+            inner: RustArgRules::new(redact),
+            keep: keep.map(|k| k.into_iter().collect()),
+        }
+    }
+}
+
+impl PyArgRules {
+    fn keeps(&self, name: &str) -> bool {
+        self.keep.as_ref().is_none_or(|k| k.contains(name))
+    }
+}
+
+/// The named arguments of a call of a governed function: positional `args` (after the first
+/// `skip`, i.e. `self`/`cls`) named by `names`, extra positionals as a list under `*args`,
+/// then `kwargs`; only the names `rules` keeps.
+fn call_args(
+    names: &Bound<'_, PyTuple>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+    rules: &PyArgRules,
+    skip: usize,
+) -> PyResult<Vec<(String, ArgValue)>> {
+    let mut out = Vec::with_capacity(args.len() + kwargs.map_or(0, |k| k.len()));
+    let mut path = Vec::new();
+    let mut extra = Vec::new();
+    for (i, value) in args.iter().skip(skip).enumerate() {
+        if i < names.len() {
+            let name = key_text(&names.get_item(i)?)?;
+            if rules.keeps(&name) {
+                out.push((name, to_arg(&value, 1, &mut path)?));
+            }
+        } else if rules.keeps("*args") {
+            extra.push(to_arg(&value, 2, &mut path)?);
+        }
+    }
+    if args.len() > skip + names.len() && rules.keeps("*args") {
+        out.push(("*args".to_owned(), ArgValue::List(extra)));
+    }
+    if let Some(kwargs) = kwargs {
+        for (k, v) in kwargs.iter() {
+            let name = key_text(&k)?;
+            if rules.keeps(&name) {
+                out.push((name, to_arg(&v, 1, &mut path)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A governed tool call in progress: the action as decided, its decision, and when it was
+/// allowed to start; `ok(result)` or `error(exc)` records how it ended.
+#[pyclass(frozen, name = "ToolCall", module = "agent_assembly._native")]
 pub struct PyCall {
+    governor: Arc<RustGovernor>,
     action: Action,
     decision: Py<PyDecision>,
+    started: Instant,
+}
+
+impl PyCall {
+    fn finish(&self, py: Python<'_>, end: CallEnd<'_>) -> PyResult<()> {
+        let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let decision = &self.decision.get().inner;
+        let (g, action) = (&self.governor, &self.action);
+        py.detach(|| g.report_tool(action, decision, end, duration_us))
+            .map_err(to_py)
+    }
 }
 
 #[pymethods]
@@ -140,9 +286,23 @@ impl PyCall {
     fn action_json(&self) -> String {
         serde_json::to_string(&self.action).unwrap_or_default()
     }
+    /// Records that the call returned `result`.
+    #[pyo3(signature = (result=None))]
+    fn ok(&self, py: Python<'_>, result: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let shape = match result {
+            Some(r) => shape(r)?,
+            None => ResultShape::Other,
+        };
+        self.finish(py, CallEnd::Returned(shape))
+    }
+    /// Records that the call raised `error` (its type name is kept, never its message).
+    fn error(&self, py: Python<'_>, error: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = error.get_type().name()?;
+        self.finish(py, CallEnd::Raised(&name.to_cow()?))
+    }
     fn __repr__(&self) -> String {
         format!(
-            "Call({:?}, {})",
+            "ToolCall({:?}, {})",
             self.action.kind().as_str(),
             self.decision.get().__repr__()
         )
@@ -150,7 +310,7 @@ impl PyCall {
 }
 
 /// A decision. `allowed` is what callers branch on; the rest explains it.
-#[pyclass(frozen, module = "agent_assembly._native")]
+#[pyclass(frozen, name = "Decision", module = "agent_assembly")]
 pub struct PyDecision {
     inner: Decision,
 }
@@ -205,6 +365,23 @@ impl PyDecision {
     /// The decision as JSON.
     fn to_json(&self) -> String {
         serde_json::to_string(&self.inner).unwrap_or_default()
+    }
+    /// The decision of [`PyDecision::to_json`]'s text.
+    #[staticmethod]
+    fn from_json(json: &str) -> PyResult<Self> {
+        Ok(PyDecision {
+            inner: serde_json::from_str(json).map_err(invalid)?,
+        })
+    }
+    /// Pickles as its JSON.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let from_json = slf.get_type().getattr("from_json")?;
+        Ok((from_json, (slf.get().to_json(),)))
+    }
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<PyDecision>()
+            .is_ok_and(|o| o.get().inner == self.inner)
     }
     fn __repr__(&self) -> String {
         format!(
@@ -326,45 +503,51 @@ impl Governor {
         })
     }
 
-    /// Decides a tool call (the decorator's fast path); `args` is a dict of JSON-like values.
+    /// Decides calling `tool` with `args` (names to Python values, converted to the core's
+    /// neutral values and redacted, converted and truncated by `rules`). The returned call
+    /// records its end with `ok()` or `error()`.
+    #[pyo3(signature = (tool, args, rules=None))]
     fn decide_tool(
         &self,
         py: Python<'_>,
-        tool: String,
+        tool: &str,
         args: &Bound<'_, PyDict>,
+        rules: Option<&PyArgRules>,
     ) -> PyResult<PyCall> {
-        let action = Action::ToolCall {
-            args: dict_to_map(args, 0)?,
-            tool,
-        };
-        let g = self.inner.clone();
-        let (action, decision) = py.detach(move || {
-            let d = g.decide(&action);
-            (action, d)
-        });
-        Ok(PyCall {
-            action,
-            decision: Py::new(py, PyDecision { inner: decision })?,
-        })
+        let args = to_args(args)?;
+        match rules {
+            Some(r) => self.start_call(py, tool, args, &r.inner),
+            None => self.start_call(py, tool, args, &RustArgRules::default()),
+        }
     }
 
-    /// Records the outcome of a call from `decide_tool`.
-    #[pyo3(signature = (call, status, duration_us, result_size=None, error=None))]
-    fn report_call(
+    /// [`Governor::decide_tool`] for a call of a governed function, its arguments as the
+    /// function received them (see `call_args`): the decorator's fast path.
+    #[pyo3(signature = (tool, names, args, kwargs, rules, skip=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn decide_call(
         &self,
         py: Python<'_>,
-        call: &PyCall,
-        status: &str,
-        duration_us: u64,
-        result_size: Option<u64>,
-        error: Option<String>,
-    ) -> PyResult<()> {
-        let outcome = outcome(status, duration_us, result_size, error, None)?;
-        let g = self.inner.clone();
-        let decision = &call.decision.get().inner;
-        let action = &call.action;
-        py.detach(|| g.report(action, decision, outcome))
-            .map_err(to_py)
+        tool: &str,
+        names: &Bound<'_, PyTuple>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        rules: &PyArgRules,
+        skip: usize,
+    ) -> PyResult<PyCall> {
+        let args = call_args(names, args, kwargs, rules, skip)?;
+        self.start_call(py, tool, args, &rules.inner)
+    }
+
+    /// A governor for the child after a `fork()`, configured like this one (in embedded mode
+    /// it writes its own audit file, `<audit_file>.<pid>`). This one must not be used again
+    /// in the child.
+    fn after_fork(&self, py: Python<'_>) -> PyResult<Self> {
+        let config = self.inner.config_after_fork(std::process::id());
+        let governor = py.detach(|| RustGovernor::start(config)).map_err(to_py)?;
+        Ok(Governor {
+            inner: Arc::new(governor),
+        })
     }
 
     /// Records the outcome of an allowed action.
@@ -420,6 +603,25 @@ impl Governor {
     }
 }
 
+impl Governor {
+    fn start_call(
+        &self,
+        py: Python<'_>,
+        tool: &str,
+        args: Vec<(String, ArgValue)>,
+        rules: &RustArgRules,
+    ) -> PyResult<PyCall> {
+        let g = &self.inner;
+        let (action, decision) = py.detach(|| g.decide_tool(tool, args, rules));
+        Ok(PyCall {
+            governor: self.inner.clone(),
+            action,
+            decision: Py::new(py, PyDecision { inner: decision })?,
+            started: Instant::now(),
+        })
+    }
+}
+
 /// The core engine with a fixed clock, for the conformance cases.
 #[pyclass(frozen, module = "agent_assembly._native")]
 pub struct Engine {
@@ -440,10 +642,10 @@ impl Engine {
         suspended: Vec<String>,
     ) -> PyResult<Self> {
         let mut bundle =
-            PolicyBundle::from_dir(&policy_dir).map_err(|e| ConfigError::new_err(e.to_string()))?;
+            PolicyBundle::from_dir(&policy_dir).map_err(|e| ErrorKind::Config.raise(e))?;
         bundle.suspended.extend(suspended);
-        let policy = aa_core::CompiledPolicy::compile(bundle)
-            .map_err(|e| ConfigError::new_err(e.to_string()))?;
+        let policy =
+            aa_core::CompiledPolicy::compile(bundle).map_err(|e| ErrorKind::Config.raise(e))?;
         let env = Arc::new(FixedEnv::new(now_ms));
         Ok(Self {
             engine: Engine_::with_policy(policy, env.clone()).fail_open(fail_open),
@@ -482,7 +684,7 @@ impl Engine {
                 &decision.inner,
                 outcome,
             )
-            .map_err(|e| AgentAssemblyError::new_err(e.to_string()))
+            .map_err(|e| ErrorKind::Base.raise(e))
     }
 
     /// Moves the clock.
@@ -507,14 +709,10 @@ fn is_deny(decision: &PyDecision) -> bool {
 /// The native module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("AgentAssemblyError", py.get_type::<AgentAssemblyError>())?;
-    m.add("ConfigError", py.get_type::<ConfigError>())?;
-    m.add("GatewayUnavailable", py.get_type::<GatewayUnavailable>())?;
-    m.add("InvalidAction", py.get_type::<InvalidAction>())?;
     m.add_class::<Governor>()?;
     m.add_class::<PyDecision>()?;
     m.add_class::<PyCall>()?;
+    m.add_class::<PyArgRules>()?;
     m.add_class::<Engine>()?;
     m.add_function(wrap_pyfunction!(reseed_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(is_deny, m)?)?;

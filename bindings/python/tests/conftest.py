@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ class Gateway:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
-    def request(self, method: str, path: str, body: object = None, token: str = ADMIN) -> object:
+    def request(self, method: str, path: str, body: object = None, token: str = ADMIN) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {token}")
@@ -60,20 +61,20 @@ class Gateway:
 
     def register(self, agent_id: str, team: str | None = None) -> str:
         out = self.request("POST", "/v1/agents", {"agent_id": agent_id, "team": team})
-        return out["token"]  # type: ignore[index]
+        return out["token"]
 
     def records(self) -> list[dict]:
         out: list[dict] = []
         cursor = 0
         while True:
             page = self.request("GET", f"/v1/audit?limit=1000&cursor={cursor}")
-            out += page["records"]  # type: ignore[index]
-            if "next_cursor" not in page:  # type: ignore[operator]
+            out += page["records"]
+            if "next_cursor" not in page:
                 return out
-            cursor = page["next_cursor"]  # type: ignore[index]
+            cursor = page["next_cursor"]
 
     def verify(self) -> dict:
-        return self.request("GET", "/v1/audit/verify")  # type: ignore[return-value]
+        return self.request("GET", "/v1/audit/verify")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
@@ -102,6 +103,24 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
 
     yield
     agent_assembly.shutdown(timeout=2.0)
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Path:
+    """An embedded-mode runtime on the permissive example policy; returns its audit file."""
+    import agent_assembly as aa
+
+    audit = tmp_path / "audit.jsonl"
+    aa.init(policy=PERMISSIVE, agent_id="py-agent", audit_file=audit)
+    return audit
+
+
+def records(audit: Path) -> list[dict]:
+    """The records of an audit file (after a flush), checkpoints left out."""
+    import agent_assembly as aa
+
+    aa.governor().flush()
+    return [json.loads(line) for line in audit.read_text().splitlines() if not line.startswith('{"checkpoint"')]
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:

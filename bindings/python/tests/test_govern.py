@@ -10,19 +10,7 @@ from pathlib import Path
 import pytest
 
 import agent_assembly as aa
-from conftest import AASM, PERMISSIVE, ROOT
-
-
-@pytest.fixture
-def embedded(tmp_path: Path) -> Path:
-    audit = tmp_path / "audit.jsonl"
-    aa.init(policy=PERMISSIVE, agent_id="py-agent", audit_file=audit)
-    return audit
-
-
-def records(audit: Path) -> list[dict]:
-    aa.governor().flush()
-    return [json.loads(line) for line in audit.read_text().splitlines() if not line.startswith('{"checkpoint"')]
+from conftest import AASM, PERMISSIVE, ROOT, records
 
 
 def test_sync_tool_allowed_runs_and_is_recorded_with_its_outcome(embedded: Path) -> None:

@@ -10,6 +10,8 @@ against budgets, and written to a hash-chained audit log.
 
 from __future__ import annotations
 
+from typing import TypedDict, cast
+
 from ._errors import (
     AgentAssemblyError,
     ConfigError,
@@ -18,8 +20,7 @@ from ._errors import (
     PolicyDenied,
 )
 from ._govern import decide, govern, governed, report
-from ._native import PyDecision as Decision
-from ._native import __version__
+from ._native import Decision, __version__
 from ._runtime import get as governor
 from ._runtime import init, shutdown
 from .usage import extract_usage, model_call
@@ -31,9 +32,26 @@ def flush(timeout: float = 5.0) -> None:
     governor().flush(timeout)
 
 
-def stats() -> dict[str, object]:
+class Stats(TypedDict):
+    """The counters of :func:`stats`."""
+
+    #: Events waiting in memory.
+    queued: int
+    #: Events spilled to disk, not yet delivered.
+    spilled: int
+    #: Events the gateway acknowledged.
+    shipped: int
+    #: Events the gateway refused for good.
+    rejected: int
+    #: The last delivery error.
+    last_error: str | None
+    #: The policy version decisions are made against (local, embedded).
+    policy_version: str | None
+
+
+def stats() -> Stats:
     """Queued, spilled, shipped and rejected event counts, last error, policy version."""
-    return dict(governor().stats())
+    return cast(Stats, governor().stats())
 
 
 __all__ = [
@@ -43,6 +61,7 @@ __all__ = [
     "GatewayUnavailable",
     "InvalidAction",
     "PolicyDenied",
+    "Stats",
     "__version__",
     "decide",
     "extract_usage",

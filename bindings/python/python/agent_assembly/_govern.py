@@ -11,62 +11,40 @@ import contextlib
 import functools
 import inspect
 import json
-import re
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Callable, TypeVar, overload
+import sys
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Protocol, TypeVar, cast, overload
 
 from . import _runtime
 from ._errors import PolicyDenied
-from ._native import PyDecision
+from ._native import ArgRules, Decision, ToolCall
 
-F = TypeVar("F", bound=Callable[..., Any])
+if sys.version_info >= (3, 10):
+    from typing import ParamSpec
+else:
+    from typing_extensions import ParamSpec
 
-#: Argument names whose values are replaced by ``"[redacted]"`` in actions and audit records.
-SECRET_NAMES = re.compile(r"pass(word)?|secret|token|api_?key|authorization|credential", re.I)
-MAX_ARG_CHARS = 4096
+P = ParamSpec("P")
+R = TypeVar("R")
 
-
-_PLAIN = (bool, int, float, type(None))
-
-
-def _jsonable(value: Any) -> Any:
-    kind = type(value)
-    if kind is str:
-        return value if len(value) <= MAX_ARG_CHARS else value[:MAX_ARG_CHARS] + "…"
-    if kind in _PLAIN:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    text = repr(value)
-    return text if len(text) <= MAX_ARG_CHARS else text[:MAX_ARG_CHARS] + "…"
+#: The rules of calls governed without a redact list (secret names and values only).
+_DEFAULT_RULES = ArgRules()
 
 
-def _redact(args: dict[str, Any], redact: Sequence[str]) -> dict[str, Any]:
-    for k in list(args):
-        if k in redact or SECRET_NAMES.search(k):
-            args[k] = "[redacted]"
-    return args
+class _Decorator(Protocol):
+    """What ``govern(tool=..., args=..., redact=...)`` returns."""
+
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
 
 
-def _result_size(result: Any) -> int | None:
-    if isinstance(result, (str, bytes, bytearray)):
-        return len(result)
-    if isinstance(result, (list, tuple, dict, set)):
-        return len(result)
-    return None
-
-
-def decide(action: Mapping[str, Any]) -> PyDecision:
+def decide(action: Mapping[str, Any]) -> Decision:
     """Decide an action (a dict of the wire model, e.g. ``{"kind": "http_request", ...}``)."""
     return _runtime.get().decide(json.dumps(action))
 
 
 def report(
     action: Mapping[str, Any],
-    decision: PyDecision,
+    decision: Decision,
     *,
     ok: bool = True,
     duration_s: float = 0.0,
@@ -86,26 +64,13 @@ def report(
     )
 
 
-class _Call:
-    """One governed tool call: decided on creation (raising ``PolicyDenied``), its outcome
-    recorded by ``done``."""
-
-    __slots__ = ("call", "decision", "governor", "started")
-
-    def __init__(self, tool: str, args: dict[str, Any]) -> None:
-        self.governor = _runtime.get()
-        self.call = self.governor.decide_tool(tool, args)
-        self.decision = self.call.decision
-        if not self.decision.allowed:
-            raise PolicyDenied(self.decision, action=tool)
-        self.started = time.perf_counter_ns()
-
-    def done(self, result: Any = None, error: BaseException | None = None) -> None:
-        duration_us = (time.perf_counter_ns() - self.started) // 1000
-        if error is None:
-            self.governor.report_call(self.call, "ok", duration_us, _result_size(result))
-        else:
-            self.governor.report_call(self.call, "error", duration_us, None, type(error).__name__)
+def _start(tool: str, args: dict[str, Any], rules: ArgRules) -> ToolCall:
+    """Decides one governed tool call; raises ``PolicyDenied`` on a deny. The core redacts,
+    converts and truncates the arguments (see ``aa_core::tool_call``)."""
+    call = _runtime.get().decide_tool(tool, args, rules)
+    if not call.allowed:
+        raise PolicyDenied(call.decision, action=tool)
+    return call
 
 
 def _param_names(fn: Callable[..., Any]) -> tuple[list[str], bool]:
@@ -122,103 +87,116 @@ def _param_names(fn: Callable[..., Any]) -> tuple[list[str], bool]:
 
 
 @overload
-def govern(fn: F) -> F: ...
+def govern(fn: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
 def govern(
     fn: None = None,
+    /,
     *,
     tool: str | None = None,
     args: Callable[..., Mapping[str, Any]] | Sequence[str] | None = None,
     redact: Sequence[str] = (),
-) -> Callable[[F], F]: ...
+) -> _Decorator: ...
 
 
 def govern(
-    fn: F | None = None,
+    fn: Callable[P, R] | None = None,
+    /,
     *,
     tool: str | None = None,
     args: Callable[..., Mapping[str, Any]] | Sequence[str] | None = None,
     redact: Sequence[str] = (),
-) -> F | Callable[[F], F]:
+) -> Callable[P, R] | _Decorator:
     """Govern a function (sync or ``async def``, plain function or method) as a tool call.
 
     ``tool`` names the tool (default: the function's name). ``args`` maps the call's arguments
     into the action's ``args``: a list of parameter names to keep, or a callable receiving the
     call's ``(*args, **kwargs)`` and returning a dict. Parameters named like secrets
-    (password, token, api_key, ...) and those in ``redact`` are recorded as ``"[redacted]"``.
+    (password, token, api_key, ...) and those in ``redact`` are recorded as ``"[redacted]"``,
+    and secret-looking values (bearer tokens, API keys, private keys, ...) inside the others.
     """
-
-    def wrap(f: F) -> F:
-        name = tool or getattr(f, "__name__", "tool")
-        names, skip_first = _param_names(f)
-        pnames = names[1:] if skip_first else names
-        keep = None if args is None or callable(args) else set(args)
-        # Redaction decided once for the declared parameters; other keys are checked per call.
-        secret_params = frozenset(n for n in pnames if n in redact or SECRET_NAMES.search(n))
-        known = frozenset(pnames)
-
-        def build(call_args: tuple[Any, ...], call_kwargs: dict[str, Any]) -> dict[str, Any]:
-            if callable(args):
-                return _redact({k: _jsonable(v) for k, v in dict(args(*call_args, **call_kwargs)).items()}, redact)
-            positional = call_args[1:] if skip_first else call_args
-            mapped = {k: _jsonable(v) for k, v in zip(pnames, positional)}
-            if len(positional) > len(pnames):
-                mapped["*args"] = _jsonable(list(positional[len(pnames):]))
-            for k, v in call_kwargs.items():
-                mapped[k] = _jsonable(v)
-                if k not in known and (k in redact or SECRET_NAMES.search(k)):
-                    mapped[k] = "[redacted]"
-            for k in secret_params:
-                if k in mapped:
-                    mapped[k] = "[redacted]"
-            if keep is not None:
-                mapped = {k: v for k, v in mapped.items() if k in keep}
-            return mapped
-
-        if inspect.iscoroutinefunction(f):
-
-            @functools.wraps(f)
-            async def async_wrapper(*a: Any, **kw: Any) -> Any:
-                call = _Call(name, build(a, kw))
-                try:
-                    result = await f(*a, **kw)
-                except BaseException as e:
-                    call.done(error=e)
-                    raise
-                call.done(result)
-                return result
-
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(f)
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            call = _Call(name, build(a, kw))
-            try:
-                result = f(*a, **kw)
-            except BaseException as e:
-                call.done(error=e)
-                raise
-            call.done(result)
-            return result
-
-        return wrapper  # type: ignore[return-value]
-
+    wrap = _Wrap(tool, args, redact)
     if fn is not None:
         return wrap(fn)
     return wrap
 
 
+class _Wrap:
+    """The decorator ``govern`` applies: one tool name, argument mapping and redaction."""
+
+    __slots__ = ("args", "rules", "tool")
+
+    rules: ArgRules
+
+    def __init__(
+        self,
+        tool: str | None,
+        args: Callable[..., Mapping[str, Any]] | Sequence[str] | None,
+        redact: Sequence[str],
+    ) -> None:
+        self.tool = tool
+        self.args = args
+        keep = None if args is None or callable(args) else list(args)
+        self.rules = ArgRules(list(redact), keep) if redact or keep is not None else _DEFAULT_RULES
+
+    def __call__(self, f: Callable[P, R], /) -> Callable[P, R]:
+        mapper, rules = self.args, self.rules
+        name = self.tool or str(getattr(f, "__name__", "tool"))
+        names, skip_first = _param_names(f)
+        pnames = tuple(names[1:] if skip_first else names)
+        skip = 1 if skip_first else 0
+        get = _runtime.get
+
+        def start(a: tuple[Any, ...], kw: dict[str, Any]) -> ToolCall:
+            if callable(mapper):
+                return _start(name, {str(k): v for k, v in mapper(*a, **kw).items()}, rules)
+            # The core names the arguments, redacts, converts and truncates them.
+            call = get().decide_call(name, pnames, a, kw, rules, skip)
+            if not call.allowed:
+                raise PolicyDenied(call.decision, action=name)
+            return call
+
+        if inspect.iscoroutinefunction(f):
+            async_f = cast(Callable[P, Awaitable[Any]], f)
+
+            @functools.wraps(f)
+            async def async_wrapper(*a: P.args, **kw: P.kwargs) -> Any:
+                call = start(a, kw)
+                try:
+                    result = await async_f(*a, **kw)
+                except BaseException as e:
+                    call.error(e)
+                    raise
+                call.ok(result)
+                return result
+
+            return cast(Callable[P, R], async_wrapper)
+
+        @functools.wraps(f)
+        def wrapper(*a: P.args, **kw: P.kwargs) -> R:
+            call = start(a, kw)
+            try:
+                result = f(*a, **kw)
+            except BaseException as e:
+                call.error(e)
+                raise
+            call.ok(result)
+            return result
+
+        return wrapper
+
+
 @contextlib.contextmanager
-def governed(tool: str, **args: Any) -> Iterator[PyDecision]:
+def governed(tool: str, **args: Any) -> Iterator[Decision]:
     """Govern a block of code as one tool call::
 
         with agent_assembly.governed("deploy", env="prod") as decision:
             ...   # runs only if allowed; PolicyDenied is raised before otherwise
     """
-    call = _Call(tool, _redact({k: _jsonable(v) for k, v in args.items()}, ()))
+    call = _start(tool, args, _DEFAULT_RULES)
     try:
         yield call.decision
     except BaseException as e:
-        call.done(error=e)
+        call.error(e)
         raise
-    call.done()
+    call.ok()

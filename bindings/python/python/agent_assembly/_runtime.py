@@ -5,17 +5,15 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from typing import Any
 
-from . import _native
 from ._errors import ConfigError, GatewayUnavailable
+from ._native import Governor, reseed_after_fork
 
 _lock = threading.Lock()
-_governor: _native.Governor | None = None
-_config: dict[str, Any] = {}
+_governor: Governor | None = None
 # Governors inherited across a fork: their threads did not survive, so they are never used or
 # closed again (closing could write into the parent's audit file).
-_orphans: list[_native.Governor] = []
+_orphans: list[Governor] = []
 
 EXIT_FLUSH_TIMEOUT = 5.0
 
@@ -34,7 +32,7 @@ def init(
     audit_file: str | os.PathLike[str] | None = None,
     ca_cert: str | os.PathLike[str] | None = None,
     queue_capacity: int | None = None,
-) -> _native.Governor:
+) -> Governor:
     """Configure Agent Assembly for this process.
 
     Anything not given is read from ``AA_GATEWAY_URL``, ``AA_AGENT_ID``, ``AA_TOKEN``,
@@ -43,44 +41,41 @@ def init(
     gateway), ``remote`` and ``embedded`` (default with only a policy directory). Raises
     ``ConfigError`` with what is missing or wrong.
     """
-    global _governor, _config
-    config = {
-        "gateway_url": gateway_url,
-        "agent_id": agent_id,
-        "token": token,
-        "policy": os.fspath(policy) if policy is not None else None,
-        "mode": mode,
-        "team": team,
-        "session_id": session_id,
-        "fail_open": fail_open,
-        "spill_dir": os.fspath(spill_dir) if spill_dir is not None else None,
-        "audit_file": os.fspath(audit_file) if audit_file is not None else None,
-        "ca_cert": os.fspath(ca_cert) if ca_cert is not None else None,
-        "queue_capacity": queue_capacity,
-    }
+    global _governor
     with _lock:
         if _governor is not None:
             _close_quietly(_governor)
-        _governor = _native.Governor(**config)
-        _config = config
+        _governor = Governor(
+            gateway_url=gateway_url,
+            agent_id=agent_id,
+            token=token,
+            policy=policy,
+            mode=mode,
+            team=team,
+            session_id=session_id,
+            fail_open=fail_open,
+            spill_dir=spill_dir,
+            audit_file=audit_file,
+            ca_cert=ca_cert,
+            queue_capacity=queue_capacity,
+        )
         return _governor
 
 
-def get() -> _native.Governor:
+def get() -> Governor:
     """The process governor; initialised from the environment on first use."""
-    global _governor, _config
+    global _governor
     g = _governor
     if g is not None:
         return g
     with _lock:
         if _governor is None:
             try:
-                _governor = _native.Governor()
+                _governor = Governor()
             except ConfigError as e:
                 raise ConfigError(
                     f"{e} (call agent_assembly.init(...) or set the AA_* environment variables)"
                 ) from None
-            _config = {}
         return _governor
 
 
@@ -101,7 +96,7 @@ def shutdown(timeout: float = EXIT_FLUSH_TIMEOUT) -> bool:
     return True
 
 
-def _close_quietly(g: _native.Governor) -> None:
+def _close_quietly(g: Governor) -> None:
     try:
         g.close(EXIT_FLUSH_TIMEOUT)
     except Exception:
@@ -110,19 +105,17 @@ def _close_quietly(g: _native.Governor) -> None:
 
 def _after_fork_in_child() -> None:
     global _governor, _lock
-    _native.reseed_after_fork()
+    reseed_after_fork()
     _lock = threading.Lock()
     if _governor is None:
         return
     old = _governor
     _orphans.append(old)
     _governor = None
-    config = dict(_config)
-    if old.mode == "embedded":
-        # One writer per audit chain: the child writes its own file.
-        config["audit_file"] = f"{old.audit_file}.{os.getpid()}"
     try:
-        _governor = _native.Governor(**config)
+        # Configured like the parent's; in embedded mode with its own audit file (the core
+        # names it), one writer per hash chain.
+        _governor = old.after_fork()
     except Exception:
         _governor = None  # re-created lazily by get() from the environment
 

@@ -49,7 +49,7 @@ class ModelCall:
         self.usage: dict[str, Any] | None = None
 
     def record(self, response: Any, cost_usd: float | None = None) -> None:
-        usage = extract_usage(response)
+        usage: dict[str, Any] | None = extract_usage(response)
         if usage is not None and cost_usd is not None:
             usage["cost_usd"] = cost_usd
         self.usage = usage

@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
-from .._govern import _Call
+from .._govern import _DEFAULT_RULES, _start
 
 __all__ = ["GovernedTool", "govern_tool"]
 
@@ -46,23 +46,23 @@ class GovernedTool(BaseTool):
         )
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        call = _Call(self.name, _tool_args(input))
+        call = _start(self.name, _tool_args(input), _DEFAULT_RULES)
         try:
             result = self.inner.invoke(input, config, **kwargs)
         except BaseException as e:
-            call.done(error=e)
+            call.error(e)
             raise
-        call.done(result)
+        call.ok(result)
         return result
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        call = _Call(self.name, _tool_args(input))
+        call = _start(self.name, _tool_args(input), _DEFAULT_RULES)
         try:
             result = await self.inner.ainvoke(input, config, **kwargs)
         except BaseException as e:
-            call.done(error=e)
+            call.error(e)
             raise
-        call.done(result)
+        call.ok(result)
         return result
 
     def _run(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - invoke is the entry

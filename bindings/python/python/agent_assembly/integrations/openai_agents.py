@@ -23,7 +23,7 @@ from typing import Any
 from agents import FunctionTool, function_tool
 
 from .._errors import PolicyDenied
-from .._govern import _Call, govern
+from .._govern import _DEFAULT_RULES, _start, govern
 
 __all__ = ["denial_message", "govern_function_tool", "governed_function_tool"]
 
@@ -58,13 +58,13 @@ def govern_function_tool(tool: FunctionTool) -> FunctionTool:
             args = json.loads(input_json) if input_json else {}
         except ValueError:
             args = {"input": input_json}
-        call = _Call(tool.name, args if isinstance(args, dict) else {"input": args})
+        call = _start(tool.name, args if isinstance(args, dict) else {"input": args}, _DEFAULT_RULES)
         try:
             result = await inner(ctx, input_json)
         except BaseException as e:
-            call.done(error=e)
+            call.error(e)
             raise
-        call.done(result)
+        call.ok(result)
         return result
 
     return dataclasses.replace(tool, on_invoke_tool=on_invoke_tool)
