@@ -7,24 +7,38 @@ use std::time::Duration;
 
 use aa_core::{CompiledPolicy, Engine};
 
-use crate::gateway::GatewayClient;
+use crate::gateway::{GatewayClient, GatewayError};
+
+/// Why a policy was not installed; the engine keeps what it had (none: every decision is
+/// `unavailable`, so it fails closed).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SyncError {
+    #[error("the gateway sent no policy")]
+    NoPolicy,
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error("policy {version} does not compile here: {source}")]
+    Compile {
+        version: String,
+        source: aa_core::PolicyError,
+    },
+}
 
 /// Fetches the policy once (used at start).
-pub(crate) fn fetch_once(http: &GatewayClient, engine: &Engine) -> Result<String, String> {
-    match http.policy(None, 0) {
-        Ok(Some(doc)) => install(engine, &doc.version, doc.bundle),
-        Ok(None) => Err("the gateway sent no policy".into()),
-        Err(e) => Err(e.to_string()),
-    }
+pub(crate) fn fetch_once(http: &GatewayClient, engine: &Engine) -> Result<String, SyncError> {
+    let doc = http.policy(None, 0)?.ok_or(SyncError::NoPolicy)?;
+    install(engine, &doc.version, doc.bundle)
 }
 
 fn install(
     engine: &Engine,
     version: &str,
     bundle: aa_core::PolicyBundle,
-) -> Result<String, String> {
-    let compiled = CompiledPolicy::compile(bundle)
-        .map_err(|e| format!("policy {version} does not compile here: {e}"))?;
+) -> Result<String, SyncError> {
+    let compiled = CompiledPolicy::compile(bundle).map_err(|source| SyncError::Compile {
+        version: version.to_owned(),
+        source,
+    })?;
     let v = compiled.version().to_owned();
     engine.swap_policy(compiled);
     Ok(v)

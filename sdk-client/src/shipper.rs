@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aa_core::audit::AuditSink;
 use aa_core::{AuditError, AuditEvent};
 
-use crate::gateway::GatewayClient;
+use crate::gateway::{GatewayClient, GatewayError};
 use crate::spill::{self, Spill};
 
 /// Counters of the shipper.
@@ -262,7 +262,7 @@ fn run(inner: &Inner) {
                 }
                 Some(e) => {
                     st.healthy = false;
-                    st.stats.last_error = Some(e);
+                    st.stats.last_error = Some(e.to_string());
                     drop(st);
                     inner.idle.notify_all();
                     sleep_backoff(inner, &mut backoff);
@@ -328,7 +328,7 @@ fn run(inner: &Inner) {
     }
 }
 
-fn send(inner: &Inner, batch: &[AuditEvent]) -> Result<(), String> {
+fn send(inner: &Inner, batch: &[AuditEvent]) -> Result<(), GatewayError> {
     match inner.http.post_events(batch) {
         Ok(_) => Ok(()),
         Err(e) if !e.is_retryable() => {
@@ -338,7 +338,7 @@ fn send(inner: &Inner, batch: &[AuditEvent]) -> Result<(), String> {
             st.stats.last_error = Some(e.to_string());
             Ok(())
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }
 

@@ -114,14 +114,30 @@ impl Spill {
     }
 }
 
+/// Why a replay stopped (the file stays for the next attempt).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReplayError {
+    #[error("spill file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Send(#[from] crate::GatewayError),
+}
+
 /// Replays one spill file: `send` gets batches in order; after each accepted batch the progress
 /// is saved. Returns the number of events replayed, or the error that stopped the replay (the
 /// file stays for the next attempt). Skips files locked by a live process.
 pub(crate) fn replay(
     path: &Path,
     batch: usize,
-    mut send: impl FnMut(&[AuditEvent]) -> Result<(), String>,
-) -> Result<u64, String> {
+    mut send: impl FnMut(&[AuditEvent]) -> Result<(), crate::GatewayError>,
+) -> Result<u64, ReplayError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReplayError::Io { path, source }
+    };
     let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
         return Ok(0);
     };
@@ -134,16 +150,14 @@ pub(crate) fn replay(
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
     let mut reader = BufReader::new(&file);
-    reader
-        .seek(SeekFrom::Start(offset))
-        .map_err(|e| e.to_string())?;
+    reader.seek(SeekFrom::Start(offset)).map_err(io(path))?;
     let mut sent = 0u64;
     let mut events = Vec::with_capacity(batch);
     let mut consumed = 0u64;
     let mut line = String::new();
     loop {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        let n = reader.read_line(&mut line).map_err(io(path))?;
         let complete = n > 0 && line.ends_with('\n');
         if complete {
             consumed += n as u64;
@@ -159,7 +173,7 @@ pub(crate) fn replay(
             offset += consumed;
             consumed = 0;
             events.clear();
-            std::fs::write(&done_path, offset.to_string()).map_err(|e| e.to_string())?;
+            std::fs::write(&done_path, offset.to_string()).map_err(io(&done_path))?;
         }
         if !complete {
             break;
