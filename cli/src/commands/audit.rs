@@ -141,19 +141,10 @@ fn print_line(line: &str, out: &Printer) {
 
 fn tail(file: &Path, last: usize, follow: bool, out: &Printer) -> Result<Status, CliError> {
     let f = std::fs::File::open(file).map_err(CliError::io(file))?;
-    let mut reader = BufReader::new(f);
     let mut lines: Vec<String> = Vec::new();
     let mut pos = 0u64;
-    let mut buf = String::new();
-    loop {
-        buf.clear();
-        let n = reader.read_line(&mut buf).map_err(CliError::io(file))?;
-        if n == 0 || !buf.ends_with('\n') {
-            break;
-        }
-        pos += n as u64;
-        lines.push(buf.trim_end().to_owned());
-    }
+    read_complete_lines(BufReader::new(f), &mut pos, |l| lines.push(l.to_owned()))
+        .map_err(CliError::io(file))?;
     let start = lines.len().saturating_sub(last);
     for l in lines.get(start..).unwrap_or_default() {
         print_line(l, out);
@@ -170,17 +161,28 @@ fn tail(file: &Path, last: usize, follow: bool, out: &Printer) -> Result<Status,
             pos = 0;
         }
         f.seek(SeekFrom::Start(pos)).map_err(CliError::io(file))?;
-        let mut reader = BufReader::new(f);
-        loop {
-            buf.clear();
-            let n = reader.read_line(&mut buf).map_err(CliError::io(file))?;
-            if n == 0 || !buf.ends_with('\n') {
-                break;
-            }
-            pos += n as u64;
-            print_line(buf.trim_end(), out);
-        }
+        read_complete_lines(BufReader::new(f), &mut pos, |l| print_line(l, out))
+            .map_err(CliError::io(file))?;
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Calls `f` with each complete line (newline trimmed) and advances `pos` past it; a partial
+/// last line is left for later.
+fn read_complete_lines(
+    mut reader: impl BufRead,
+    pos: &mut u64,
+    mut f: impl FnMut(&str),
+) -> std::io::Result<()> {
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        let n = reader.read_line(&mut buf)?;
+        if n == 0 || !buf.ends_with('\n') {
+            return Ok(());
+        }
+        *pos += n as u64;
+        f(buf.trim_end());
     }
 }
 
