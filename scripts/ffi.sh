@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The FFI binding (bindings/ffi, crate aa-ffi, uniffi): builds libaa_ffi.so and the
-# uniffi-bindgen binary, generates the Python bindings (not committed) into the build cache,
+# uniffi-bindgen binary, generates the Python, Kotlin and Swift bindings (not committed) into
+# the build cache,
 # and runs the pytest tests through them against the real `aasm` (audit verify, gateway).
 #   scripts/ffi.sh test      the tests (CI)
 #   scripts/ffi.sh bench     call overhead through the C ABI beside the pyo3 binding, one run
@@ -19,7 +20,9 @@ generate() {
   cargo build -p aa-ffi --release --locked --quiet
   rm -rf "$OUT"
   mkdir -p "$OUT/python"
-  "$BINDGEN" generate --library "$LIB" --language python --out-dir "$OUT/python" >/dev/null
+  for lang in python kotlin swift; do
+    "$BINDGEN" generate --library "$LIB" --language "$lang" --out-dir "$OUT/$lang" >/dev/null
+  done
   cp "$LIB" "$OUT/python/"
 }
 
@@ -51,7 +54,7 @@ case "${1:-test}" in
   test)
     generate
     cargo build -p aasm --locked --quiet   # audit verify and the gateway
-    (cd bindings/ffi && AASM="$AASM" PYTHONPATH="$OUT/python" FFI_FIGURES_FILE="$OUT/memory.json" \
+    (cd bindings/ffi && AASM="$AASM" PYTHONPATH="$OUT/python" FFI_FIGURES_FILE="$OUT/memory.json" FFI_GENERATED="$OUT" \
       "$SDK_VENV/bin/pytest" -q -p no:cacheprovider tests bench --benchmark-disable)
     echo "resident memory over 100,000 governed calls: $(cat "$OUT/memory.json")"
     leak_check

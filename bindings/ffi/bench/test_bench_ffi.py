@@ -12,6 +12,7 @@ from typing import Any
 
 import aa_ffi
 import pytest
+
 from agent_assembly import _native
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aa_ffi
 import pytest
+
 from conftest import PERMISSIVE, ROOT, Gateway
 
 AASM = os.environ["AASM"]
