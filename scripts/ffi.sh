@@ -13,17 +13,24 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 SDK_VENV="${AA_SDK_VENV:-/var/cache/aa/venv-sdk}"
 OUT="$CARGO_TARGET_DIR/ffi-bindings"
-LIB="$CARGO_TARGET_DIR/release/libaa_ffi.so"
-BINDGEN="$CARGO_TARGET_DIR/release/uniffi-bindgen"
+# The tests use the dev profile (its dependencies are already built by the workspace's
+# `cargo test` step, so CI does not compile them again); the benchmarks use release.
+PROFILE=debug
+[ "${1:-test}" = bench ] && PROFILE=release
 
 generate() {
-  cargo build -p aa-ffi --release --locked --quiet
+  if [ "$PROFILE" = release ]; then
+    cargo build -p aa-ffi --release --locked --quiet
+  else
+    cargo build -p aa-ffi --locked --quiet
+  fi
+  local lib="$CARGO_TARGET_DIR/$PROFILE/libaa_ffi.so" bindgen="$CARGO_TARGET_DIR/$PROFILE/uniffi-bindgen"
   rm -rf "$OUT"
   mkdir -p "$OUT/python"
   for lang in python kotlin swift; do
-    "$BINDGEN" generate --library "$LIB" --language "$lang" --out-dir "$OUT/$lang" >/dev/null
+    "$bindgen" generate --library "$lib" --language "$lang" --out-dir "$OUT/$lang" >/dev/null
   done
-  cp "$LIB" "$OUT/python/"
+  cp "$lib" "$OUT/python/"
 }
 
 # A short loop through the library under valgrind (Debian's): no definite or indirect leaks, and
