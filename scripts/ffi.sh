@@ -59,6 +59,7 @@ leak_check() {
 case "${1:-test}" in
   generate) generate; echo "$OUT" ;;
   test)
+    "$SDK_VENV/bin/ruff" check bindings/ffi
     generate
     cargo build -p aasm --locked --quiet   # audit verify and the gateway
     (cd bindings/ffi && AASM="$AASM" PYTHONPATH="$OUT/python" FFI_FIGURES_FILE="$OUT/memory.json" FFI_GENERATED="$OUT" \
