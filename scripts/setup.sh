@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages: the wasm32 toolchain (Debian's rustc-web, linked into rustup as `web`) and
-# the eBPF one (core for bpfel-unknown-none, which pulls clang/LLVM 22; bpftool).
-APT_PACKAGES=(rustc-web cargo-web rust-web-src lld-22 libstd-rust-web-dev-bpf bpftool)
+# the eBPF one (core for bpfel-unknown-none, which pulls clang/LLVM 22; bpftool); valgrind for the
+# FFI binding's leak check.
+APT_PACKAGES=(rustc-web cargo-web rust-web-src lld-22 libstd-rust-web-dev-bpf bpftool valgrind)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,4 +40,7 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR"
   cargo +web build -p aa-core --no-default-features --locked \
   --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --release
 
+step "FFI binding (uniffi): libaa_ffi.so, generated Python bindings, conformance, audit, gateway, memory"
+scripts/ffi.sh test
+
 step "all tests passed"
