@@ -32,6 +32,14 @@ if ! "${CARGO_HOME:-$HOME/.cargo}/bin/bpf-linker" --version 2>/dev/null | grep -
     --no-default-features --features llvm-22
 fi
 
+# wasm-bindgen's CLI, the exact version of the crate's pinned `wasm-bindgen` (bindings/wasm).
+# Not --locked: its lock file pins a crate the index no longer has.
+WASM_BINDGEN_VERSION=0.2.130
+if ! "${CARGO_HOME:-$HOME/.cargo}/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+  log "building wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  cargo install -q "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
+fi
+
 # Python tools for the tests (outside the clone, like the build cache).
 VENV="${AA_VENV:-/var/cache/aa/venv}"
 SCHEMATHESIS_VERSION=4.32.5

@@ -40,4 +40,7 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR"
   cargo +web build -p aa-core --no-default-features --locked \
   --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --release
 
+step "WASM package: aa-wasm for wasm32 (node + web glue), node tests incl. the conformance table"
+CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR" scripts/wasm.sh test
+
 step "all tests passed"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the WASM package (bindings/wasm → bindings/wasm/pkg/{node,web}) and runs its tests.
+#   scripts/wasm.sh build   only build the .wasm and the wasm-bindgen glue
+#   scripts/wasm.sh test    build, then the node tests (node --test)
+# Toolchain (scripts/setup.sh): Debian's rustc-web linked as rustup toolchain `web`, rust-lld,
+# wasm-bindgen-cli pinned to the crate's wasm-bindgen version.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[wasm] %s\n' "$*" >&2; }
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+PKG=bindings/wasm/pkg
+WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/aa_wasm.wasm"
+WASM_BINDGEN="${WASM_BINDGEN:-$(command -v wasm-bindgen || echo "${CARGO_HOME:-$HOME/.cargo}/bin/wasm-bindgen")}"
+
+build() {
+  log "cargo +web build aa-wasm (wasm32-unknown-unknown, build-std)"
+  RUSTC_BOOTSTRAP=1 cargo +web build -q --locked -p aa-wasm --profile wasm-release \
+    --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
+  "$WASM_BINDGEN" --target nodejs --out-dir "$PKG/node" "$WASM"
+  "$WASM_BINDGEN" --target web --out-dir "$PKG/web" "$WASM"
+  # The package is ESM ("type": "module"); the nodejs glue is CommonJS.
+  echo '{"type": "commonjs"}' > "$PKG/node/package.json"
+  log "aa_wasm_bg.wasm: $(stat -c %s "$PKG/web/aa_wasm_bg.wasm") bytes, gzip $(gzip -9c "$PKG/web/aa_wasm_bg.wasm" | wc -c)"
+}
+
+case "${1:-test}" in
+  build) build ;;
+  test)
+    build
+    log "node --test"
+    node --test bindings/wasm/tests/
+    ;;
+  *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+esac
