@@ -17,8 +17,9 @@ build() {
   log "cargo +web build aa-wasm (wasm32-unknown-unknown, build-std)"
   RUSTC_BOOTSTRAP=1 cargo +web build -q --locked -p aa-wasm --profile wasm-release \
     --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
-  "$WASM_BINDGEN" --target nodejs --out-dir "$PKG/node" "$WASM"
-  "$WASM_BINDGEN" --target web --out-dir "$PKG/web" "$WASM"
+  local flags=(--remove-name-section --remove-producers-section)
+  "$WASM_BINDGEN" "${flags[@]}" --target nodejs --out-dir "$PKG/node" "$WASM"
+  "$WASM_BINDGEN" "${flags[@]}" --target web --out-dir "$PKG/web" "$WASM"
   # The package is ESM ("type": "module"); the nodejs glue is CommonJS.
   echo '{"type": "commonjs"}' > "$PKG/node/package.json"
   log "aa_wasm_bg.wasm: $(stat -c %s "$PKG/web/aa_wasm_bg.wasm") bytes, gzip $(gzip -9c "$PKG/web/aa_wasm_bg.wasm" | wc -c)"
@@ -30,6 +31,17 @@ case "${1:-test}" in
     build
     log "node --test"
     node --test bindings/wasm/tests/
+    log "records chained in WASM verify with aasm audit verify (\$AASM)"
+    [ -x "${AASM:-}" ] || { echo "AASM must name the aasm binary (scripts/env.sh sets it)" >&2; exit 1; }
+    local_dir=$(mktemp -d)
+    trap 'rm -rf "$local_dir"' EXIT
+    key=$(node bindings/wasm/tests/write-audit.mjs "$local_dir/audit.jsonl")
+    "$AASM" audit verify --strict --public-key "$key" "$local_dir/audit.jsonl"
+    sed 's/"tool":"write"/"tool":"wrote"/' "$local_dir/audit.jsonl" > "$local_dir/tampered.jsonl"
+    if "$AASM" audit verify "$local_dir/tampered.jsonl" >/dev/null 2>&1; then
+      echo "a tampered WASM audit file verified" >&2; exit 1
+    fi
+    echo "ok: a tampered WASM audit file is refused"
     ;;
   *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
 esac
