@@ -42,6 +42,16 @@ case "${1:-test}" in
       echo "a tampered WASM audit file verified" >&2; exit 1
     fi
     echo "ok: a tampered WASM audit file is refused"
+    log "events drained from WASM, posted to a real aasm gateway (/v1/events), verify there"
+    source scripts/gateway-lib.sh
+    export AA_ADMIN_TOKEN="wasm-admin-$(date +%s%N)"
+    trap 'gateway_stop; rm -rf "$local_dir"' EXIT
+    GW_LOG="$local_dir/gateway.log" gateway_start "$local_dir/gw.db" --policy examples/policies/permissive
+    posted=$(node bindings/wasm/tests/post-gateway.mjs "$GW_URL" "$AA_ADMIN_TOKEN")
+    out=$(AA_GATEWAY_URL="$GW_URL" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" audit verify 2>&1)
+    echo "$out"
+    grep -q "^ok: $posted records" <<< "$out" || { echo "expected $posted verified records" >&2; exit 1; }
+    gateway_stop
     ;;
   *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
 esac
