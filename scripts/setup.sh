@@ -67,6 +67,20 @@ if [ ! -d "$NODE_TOOLS/node_modules/undici" ]; then
   (cd "$NODE_TOOLS" && npm install --silent --no-audit --no-fund undici@6 >/dev/null)
 fi
 
+# The WASM package's browser test: Debian's chromium driven by playwright-core (npm), and
+# @cedar-policy/cedar-wasm for the size/speed comparison; outside the clone.
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+  log "installing chromium"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+WASM_NODE_TOOLS="${AA_WASM_NODE_TOOLS:-/var/cache/aa/node-tools-wasm}"
+if [ ! -d "$WASM_NODE_TOOLS/node_modules/playwright-core" ] || [ ! -d "$WASM_NODE_TOOLS/node_modules/@cedar-policy/cedar-wasm" ]; then
+  log "installing playwright-core and @cedar-policy/cedar-wasm into $WASM_NODE_TOOLS"
+  mkdir -p "$WASM_NODE_TOOLS"
+  (cd "$WASM_NODE_TOOLS" && npm install --silent --no-audit --no-fund playwright-core@1.65.1 @cedar-policy/cedar-wasm@4 >/dev/null)
+fi
+
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done

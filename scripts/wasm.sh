@@ -52,6 +52,8 @@ case "${1:-test}" in
     echo "$out"
     grep -q "^ok: $posted records" <<< "$out" || { echo "expected $posted verified records" >&2; exit 1; }
     gateway_stop
+    log "headless chromium: the package in a page and a web worker on localhost"
+    node bindings/wasm/tests/browser/run.mjs "${AA_WASM_NODE_TOOLS:-/var/cache/aa/node-tools-wasm}"
     ;;
   *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
 esac
