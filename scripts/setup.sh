@@ -33,6 +33,14 @@ if ! "${CARGO_HOME:-$HOME/.cargo}/bin/bpf-linker" --version 2>/dev/null | grep -
     --no-default-features --features llvm-22
 fi
 
+# wasm-bindgen's CLI, the exact version of the crate's pinned `wasm-bindgen` (bindings/wasm).
+# Not --locked: its lock file pins a crate the index no longer has.
+WASM_BINDGEN_VERSION=0.2.130
+if ! "${CARGO_HOME:-$HOME/.cargo}/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+  log "building wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  cargo install -q "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
+fi
+
 # Python tools for the tests (outside the clone, like the build cache).
 VENV="${AA_VENV:-/var/cache/aa/venv}"
 SCHEMATHESIS_VERSION=4.32.5
@@ -58,6 +66,20 @@ if [ ! -d "$NODE_TOOLS/node_modules/undici" ]; then
   log "installing undici into $NODE_TOOLS"
   mkdir -p "$NODE_TOOLS"
   (cd "$NODE_TOOLS" && npm install --silent --no-audit --no-fund undici@6 >/dev/null)
+fi
+
+# The WASM package's browser test: Debian's chromium driven by playwright-core (npm), and
+# @cedar-policy/cedar-wasm for the size/speed comparison; outside the clone.
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+  log "installing chromium"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+WASM_NODE_TOOLS="${AA_WASM_NODE_TOOLS:-/var/cache/aa/node-tools-wasm}"
+if [ ! -d "$WASM_NODE_TOOLS/node_modules/playwright-core" ] || [ ! -d "$WASM_NODE_TOOLS/node_modules/@cedar-policy/cedar-wasm" ]; then
+  log "installing playwright-core and @cedar-policy/cedar-wasm into $WASM_NODE_TOOLS"
+  mkdir -p "$WASM_NODE_TOOLS"
+  (cd "$WASM_NODE_TOOLS" && npm install --silent --no-audit --no-fund playwright-core@1.65.1 @cedar-policy/cedar-wasm@4 >/dev/null)
 fi
 
 for c in rustfmt clippy; do

@@ -43,4 +43,7 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR"
 step "FFI binding (uniffi): libaa_ffi.so, generated Python bindings, conformance, audit, gateway, memory"
 scripts/ffi.sh test
 
+step "WASM package: aa-wasm for wasm32 (node + web glue), node tests incl. the conformance table"
+CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR" scripts/wasm.sh test
+
 step "all tests passed"
