@@ -60,12 +60,27 @@ if [ ! -f "$SDK_VENV/.aa-ready" ] || [ "$(cat "$SDK_VENV/.aa-ready")" != "${SDK_
   echo "${SDK_PACKAGES[*]}" > "$SDK_VENV/.aa-ready"
 fi
 
-# Node clients for the proxy tests (undici: fetch through a proxy on Node 20).
+# The proxy's peers, the SDKs users run through it (their own venv: `mcp` 1.x here, while
+# openai-agents in the SDK venv pulls mcp 2.x): the MCP Python SDK, anthropic, LiteLLM, openai.
+PROXY_VENV="${AA_PROXY_VENV:-/var/cache/aa/venv-proxy}"
+PROXY_PACKAGES=("mcp==1.30.0" "anthropic==2.14.0" "litellm==1.110.2" "openai==3.57.0" "uvicorn==0.54.0" "pytest>=8" "pytest-asyncio>=0.24" requests "httpx[http2]" websockets)
+if [ ! -f "$PROXY_VENV/.aa-ready" ] || [ "$(cat "$PROXY_VENV/.aa-ready")" != "${PROXY_PACKAGES[*]}" ]; then
+  log "installing the proxy tests' SDKs into $PROXY_VENV"
+  python3 -m venv "$PROXY_VENV"
+  "$PROXY_VENV/bin/pip" install -q "${PROXY_PACKAGES[@]}"
+  echo "${PROXY_PACKAGES[*]}" > "$PROXY_VENV/.aa-ready"
+fi
+
+# Node peers for the proxy tests: undici (fetch through a proxy on Node 20), the MCP TypeScript
+# SDK, the Vercel AI SDK and its OpenAI provider (ai 6 / @ai-sdk/openai 3: the newest that run on
+# Node 20; ai 7 needs Node 22).
 NODE_TOOLS="${AA_NODE_TOOLS:-/var/cache/aa/node-tools}"
-if [ ! -d "$NODE_TOOLS/node_modules/undici" ]; then
-  log "installing undici into $NODE_TOOLS"
+NODE_PACKAGES=(undici@6.29.1 @modelcontextprotocol/sdk@1.32.2 ai@6.0.325 @ai-sdk/openai@3.0.141 zod@4.6.7)
+if [ ! -f "$NODE_TOOLS/.aa-ready" ] || [ "$(cat "$NODE_TOOLS/.aa-ready")" != "${NODE_PACKAGES[*]}" ]; then
+  log "installing ${NODE_PACKAGES[*]} into $NODE_TOOLS"
   mkdir -p "$NODE_TOOLS"
-  (cd "$NODE_TOOLS" && npm install --silent --no-audit --no-fund undici@6 >/dev/null)
+  (cd "$NODE_TOOLS" && npm install --silent --no-audit --no-fund --save-exact "${NODE_PACKAGES[@]}" >/dev/null)
+  echo "${NODE_PACKAGES[*]}" > "$NODE_TOOLS/.aa-ready"
 fi
 
 # The WASM package's browser test: Debian's chromium driven by playwright-core (npm), and

@@ -28,9 +28,9 @@ done
 step "Python SDK: build the wheel, install it in a fresh venv, run its tests"
 scripts/python-sdk.sh test
 
-step "proxy: real HTTPS upstreams, a real gateway, curl / requests / httpx / Node fetch / openai"
+step "proxy: real HTTPS upstreams, a real gateway; curl, requests, httpx, Node fetch; the MCP SDKs (Python, TypeScript), openai, anthropic, LiteLLM, Vercel AI"
 cargo build -p aasm --locked --quiet
-(cd proxy/tests && AASM="$AASM" "${AA_SDK_VENV:-/var/cache/aa/venv-sdk}/bin/pytest" -q -p no:cacheprovider .)
+(cd proxy/tests && AASM="$AASM" "${AA_PROXY_VENV:-/var/cache/aa/venv-proxy}/bin/pytest" -q -p no:cacheprovider .)
 
 step "eBPF on the real kernel (root): observation scoped to a cgroup, records at a real gateway, enforcement"
 (cd ebpf/tests && AASM="$AASM" "${AA_SDK_VENV:-/var/cache/aa/venv-sdk}/bin/pytest" -q -p no:cacheprovider -rs .)

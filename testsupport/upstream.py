@@ -1,5 +1,5 @@
-"""A real HTTPS upstream for the proxy tests: JSON echo, an OpenAI-compatible chat API
-(streamed and not), an MCP JSON-RPC endpoint, and an endpoint that hangs."""
+"""A real HTTPS upstream for the proxy tests: JSON echo, an OpenAI-compatible chat API and the
+Anthropic Messages API (streamed and not), an MCP JSON-RPC endpoint, and an endpoint that hangs."""
 
 from __future__ import annotations
 
@@ -33,10 +33,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.endswith("/chat/completions"):
             usage = {"prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 30}
             if data.get("stream"):
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("transfer-encoding", "chunked")
-                self.end_headers()
                 chunks = [
                     {"id": "s1", "object": "chat.completion.chunk", "created": 1, "model": data["model"],
                      "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None}]},
@@ -45,18 +41,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     {"id": "s1", "object": "chat.completion.chunk", "created": 1, "model": data["model"], "choices": [],
                      "usage": usage},
                 ]
-                for c in [*[json.dumps(c) for c in chunks], "[DONE]"]:
-                    msg = f"data: {c}\n\n".encode()
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(msg), msg))
-                    self.wfile.flush()
-                    time.sleep(0.01)
-                self.wfile.write(b"0\r\n\r\n")
+                self._chunked([f"data: {c}\n\n".encode() for c in [*[json.dumps(c) for c in chunks], "[DONE]"]])
                 return
             body = {"id": "c1", "object": "chat.completion", "created": 1, "model": data["model"],
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"},
                                  "finish_reason": "stop", "logprobs": None}],
                     "usage": usage}
             self._send(200, json.dumps(body).encode())
+            return
+        if self.path.endswith("/v1/messages"):
+            self._anthropic(data)
             return
         if self.path.startswith("/mcp"):
             method = data.get("method")
@@ -70,6 +64,42 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, json.dumps({"jsonrpc": "2.0", "id": data.get("id"), "result": result}).encode())
             return
         self._send(200, json.dumps({"echo": data}).encode())
+
+    def _chunked(self, pieces: list[bytes]) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for msg in pieces:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(msg), msg))
+            self.wfile.flush()
+            time.sleep(0.01)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _anthropic(self, data: dict) -> None:
+        """The Messages API: 30 input tokens (25 + 5 read from the cache), 15 output tokens."""
+        message = {"id": "msg_1", "type": "message", "role": "assistant", "model": data["model"],
+                   "content": [{"type": "text", "text": "Hello"}], "stop_reason": "end_turn", "stop_sequence": None,
+                   "usage": {"input_tokens": 25, "cache_read_input_tokens": 5, "output_tokens": 15}}
+        if not data.get("stream"):
+            self._send(200, json.dumps(message).encode())
+            return
+        start = dict(message, content=[], stop_reason=None,
+                     usage={"input_tokens": 25, "cache_read_input_tokens": 5, "output_tokens": 1})
+        events = [
+            ("message_start", {"type": "message_start", "message": start}),
+            ("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "text", "text": ""}}),
+            ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": "Hel"}}),
+            ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": "lo"}}),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                               "usage": {"output_tokens": 15}}),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        self._chunked([f"event: {name}\ndata: {json.dumps(body)}\n\n".encode() for name, body in events])
 
     def log_message(self, *args: object) -> None:
         pass

@@ -167,6 +167,14 @@ fn proxy_auth_required(e: &IdentityError) -> Response<Body> {
 struct BodyError(Box<dyn std::error::Error + Send + Sync>);
 
 /// Reads a whole body, refusing more than `limit` bytes.
+/// Marks a message whose body the proxy collected (and maybe rewrote) as `len` bytes long: the
+/// transfer coding it arrived with no longer applies, and hyper refuses a message that carries
+/// both (`user sent unexpected header`).
+fn set_length(headers: &mut header::HeaderMap, len: usize) {
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.insert(header::CONTENT_LENGTH, len.into());
+}
+
 async fn collect(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let limited = http_body_util::Limited::new(body, limit);
     limited
@@ -373,9 +381,7 @@ impl HttpHandler for GovernHandler {
                 }
             }
             let mut rebuilt = Request::from_parts(parts, Body::from(bytes.clone()));
-            rebuilt
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, bytes.len().into());
+            set_length(rebuilt.headers_mut(), bytes.len());
             req = rebuilt;
         }
         self.pending = Some(Arc::new(pending));
@@ -426,9 +432,7 @@ impl HttpHandler for GovernHandler {
                 Some(filtered) => Bytes::from(filtered),
                 None => bytes,
             };
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, body.len().into());
+            set_length(&mut parts.headers, body.len());
             shared.report(
                 &p.agent,
                 &p.action,
