@@ -29,7 +29,7 @@ step "local CA for the proxy (not added to the system store)"
 
 step "proxy bench: direct vs mitmdump vs aasm proxy"
 PORT="${AA_PROXY_BENCH_PORT:-18090}"
-CMD="env RUST_LOG=warn AA_TOKEN=$AA_ADMIN_TOKEN $AASM proxy run --listen 127.0.0.1:$PORT --ca-dir $WORK/ca"
+CMD="env RUST_LOG=warn AA_TOKEN=$AA_ADMIN_TOKEN $AASM proxy run --listen 127.0.0.1:$PORT --ca-dir $WORK/ca --state-dir $WORK/state"
 CMD+=" --gateway $GW_URL --default-agent bench --upstream-ca \$PROXYBENCH_UPSTREAM_CA"
 bash "$HARNESS" --install --rate 3000 --extra-name aasm --extra-url "http://127.0.0.1:$PORT" \
   --extra-cmd "$CMD" --extra-ca "$WORK/ca/ca.pem" --out "$WORK/results" "$@"

@@ -326,12 +326,34 @@ pub enum AuditCommand {
     },
 }
 
-/// Where the proxy keeps its CA, pidfile and log.
+/// Where the proxy keeps its CA and its state; the defaults are the same from any working
+/// directory, so `start`, `status`, `logs` and `stop` find one another.
 #[derive(Debug, Clone, Args)]
 pub struct ProxyDir {
-    /// Directory of the local CA (ca.pem, ca.key), the pidfile and the log.
-    #[arg(long, env = "AA_PROXY_DIR", default_value = ".aa/proxy")]
-    pub ca_dir: PathBuf,
+    /// Directory of the local CA (ca.pem, ca.key) [default: /var/lib/agent-assembly/proxy as
+    /// root, else $XDG_DATA_HOME/agent-assembly/proxy]
+    #[arg(long, env = "AA_PROXY_DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// Directory of the pidfile, address, log and spilled events [default:
+    /// /run/agent-assembly/proxy as root, else $XDG_STATE_HOME/agent-assembly/proxy]
+    #[arg(long, env = "AA_PROXY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl ProxyDir {
+    /// The CA directory, given or the default.
+    pub fn ca(&self) -> PathBuf {
+        self.ca_dir
+            .clone()
+            .unwrap_or_else(|| crate::dirs::data("proxy"))
+    }
+
+    /// The state directory, given or the default.
+    pub fn state(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| crate::dirs::state("proxy"))
+    }
 }
 
 /// Where a layer (proxy, eBPF) gets its policy and sends its records: a gateway, or a policy

@@ -7,6 +7,7 @@
 
 pub mod cli;
 mod commands;
+mod dirs;
 mod output;
 
 pub use commands::run;

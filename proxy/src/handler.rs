@@ -24,6 +24,8 @@ use crate::{ProxyConfig, mcp};
 /// What every handler clone shares.
 pub(crate) struct Shared {
     pub config: ProxyConfig,
+    /// How WebSocket upstreams are reached (the same trust as HTTP upstreams).
+    pub websocket: hudsucker::tokio_tungstenite::Connector,
     pub governor: Arc<Governor>,
     pub stats: Arc<ProxyStats>,
     identities: Arc<Identities>,
@@ -38,6 +40,7 @@ impl Shared {
         governor: Governor,
         stats: Arc<ProxyStats>,
         addr: SocketAddr,
+        websocket: hudsucker::tokio_tungstenite::Connector,
     ) -> Self {
         let gateway = governor.gateway().cloned();
         let remote = governor.config().mode == Mode::Remote;
@@ -49,6 +52,7 @@ impl Shared {
             remote,
             started: Instant::now(),
             addr,
+            websocket,
         }
     }
 
@@ -291,6 +295,12 @@ impl HttpHandler for GovernHandler {
         if !decision.is_allowed() {
             ProxyStats::inc(&shared.stats.denies);
             return deny_response(&decision).into();
+        }
+        if hyper_tungstenite::is_upgrade_request(&req) {
+            let connector = shared.websocket.clone();
+            return crate::ws::relay(req, connector, shared.config.upstream_timeout)
+                .await
+                .into();
         }
         let mut pending = Pending {
             agent,

@@ -16,6 +16,7 @@ mod identity;
 mod mcp;
 mod stats;
 mod upstream;
+mod ws;
 
 use std::sync::Arc;
 
@@ -66,18 +67,18 @@ pub async fn run(
         .local_addr()
         .map_err(|e| ProxyError::Io(e.to_string()))?;
     let stats = Arc::new(ProxyStats::default());
+    let upstreams = upstream::connectors(&config)?;
     let shared = Arc::new(handler::Shared::new(
         config.clone(),
         governor,
         stats.clone(),
         addr,
+        upstreams.websocket.clone(),
     ));
-    let upstreams = upstream::connectors(&config)?;
     let proxy = hudsucker::Proxy::builder()
         .with_listener(listener)
         .with_ca(local_ca)
         .with_http_connector(upstreams.http)
-        .with_websocket_connector(upstreams.websocket)
         .with_http_handler(handler::GovernHandler::new(shared.clone()))
         .with_graceful_shutdown(shutdown)
         .build()

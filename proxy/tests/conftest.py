@@ -58,7 +58,7 @@ class Proxy:
         self.dir = d
         self.port = free_port()
         env = dict(os.environ, AA_TOKEN=ADMIN, RUST_LOG="warn")
-        args = [AASM, "proxy", "run", "--ca-dir", str(d), "--listen", f"127.0.0.1:{self.port}",
+        args = [AASM, "proxy", "run", "--ca-dir", str(d), "--state-dir", str(d / "state"), "--listen", f"127.0.0.1:{self.port}",
                 "--gateway", gateway.url, "--upstream-ca", str(upstream.ca),
                 "--llm", f"localhost:{upstream.port}=openai", *extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

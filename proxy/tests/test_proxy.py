@@ -172,6 +172,36 @@ def test_websocket_is_relayed_and_decided(proxy: Proxy, upstream: Upstream, cert
     assert recs and recs[0]["decision"]["effect"] == "deny" and recs[0]["decision"]["policy_ids"] == ["no-ws-admin"]
 
 
+def test_a_refused_or_unreachable_websocket_upstream_fails_the_handshake(proxy: Proxy, certs: Path) -> None:
+    """The proxy answers the client's upgrade only after the upstream accepted its own."""
+    import threading
+
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidStatus
+    from websockets.http11 import Response
+    from websockets.sync.client import connect
+    from websockets.sync.server import serve
+
+    client_ctx = ssl.create_default_context(cafile=str(proxy.ca))
+    dead = free_port()  # nothing listens there
+    with pytest.raises(InvalidStatus) as unreachable:
+        connect(f"wss://localhost:{dead}/ws/chat", proxy=proxy.url, ssl=client_ctx, open_timeout=10)
+    assert unreachable.value.response.status_code == 502
+
+    def refuse(conn, request):  # noqa: ANN001
+        return Response(401, "Unauthorized", Headers(), b"no")
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs / "upstream.pem", certs / "upstream.key")
+    with serve(lambda ws: None, "127.0.0.1", 0, ssl=server_ctx, process_request=refuse) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.socket.getsockname()[1]
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"wss://localhost:{port}/ws/chat", proxy=proxy.url, ssl=client_ctx, open_timeout=10)
+        assert refused.value.response.status_code == 401
+        server.shutdown()
+
+
 def test_passthrough_host_is_tunnelled_and_recorded(proxy: Proxy, upstream: Upstream, gateway: Gateway) -> None:
     # Not intercepted: the client sees the upstream's own certificate, signed by the upstream CA.
     r = subprocess.run(["curl", "-sS", "--proxy", proxy.url, "--cacert", str(upstream.ca),
@@ -220,30 +250,56 @@ def test_status_counts_requests_and_denies(proxy: Proxy) -> None:
     assert s["policy_version"]
 
 
-def test_cli_daemon_and_ca(tmp_path: Path, gateway: Gateway, upstream: Upstream) -> None:
-    d = tmp_path / "p"
+def test_cli_daemon_and_ca_found_from_any_directory(gateway: Gateway, upstream: Upstream) -> None:
+    """`install-ca`, `start`, `status`, `logs` and `stop` with the default directories, as an
+    unprivileged user (nobody, HOME in a fresh directory), each from another working directory."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o755)  # pytest's own tmp_path is closed to other users
+        daemon_as_nobody(Path(d), gateway, upstream)
+
+
+def daemon_as_nobody(tmp_path: Path, gateway: Gateway, upstream: Upstream) -> None:
+    home, trust = tmp_path / "home", tmp_path / "trust"
+    cwds = [tmp_path / f"cwd{i}" for i in range(4)]
+    for d in (home, trust, *cwds):
+        d.mkdir()
+        os.chown(d, 65534, 65534)
     port = free_port()
-    env = dict(os.environ, AA_TOKEN=ADMIN)
-    run = lambda *a: subprocess.run([AASM, *a], capture_output=True, text=True, env=env, timeout=60)  # noqa: E731
-    out = run("--json", "proxy", "install-ca", "--ca-dir", str(d), "--trust-dir", str(tmp_path / "trust"))
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "AA_TOKEN": ADMIN}
+    upstream_ca = shutil.copy(upstream.ca, tmp_path / "upstream-ca.pem")
+
+    def run(cwd: Path, *a: str) -> subprocess.CompletedProcess[str]:
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", AASM, *a]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
+
+    out = run(cwds[0], "--json", "proxy", "install-ca", "--trust-dir", str(trust))
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)["data"]
-    assert Path(info["NODE_EXTRA_CA_CERTS"]).exists() and (tmp_path / "trust" / "agent-assembly-local-ca.crt").exists()
-    assert stat.S_IMODE((d / "ca.key").stat().st_mode) == 0o600
-    out = run("proxy", "start", "--ca-dir", str(d), "--listen", f"127.0.0.1:{port}", "--gateway", gateway.url,
-              "--default-agent", "daemon", "--upstream-ca", str(upstream.ca))
+    ca_dir = home / ".local/share/agent-assembly/proxy"
+    state = home / ".local/state/agent-assembly/proxy"
+    assert Path(info["NODE_EXTRA_CA_CERTS"]) == ca_dir / "ca.pem" and (trust / "agent-assembly-local-ca.crt").exists()
+    assert stat.S_IMODE((ca_dir / "ca.key").stat().st_mode) == 0o600
+    out = run(cwds[1], "proxy", "start", "--listen", f"127.0.0.1:{port}", "--gateway", gateway.url,
+              "--default-agent", "daemon", "--upstream-ca", str(upstream_ca))
     assert out.returncode == 0, out.stderr + out.stdout
     try:
-        st = run("--json", "proxy", "status", "--ca-dir", str(d))
-        assert json.loads(st.stdout)["data"]["running"] is True
-        r = subprocess.run(["curl", "-sS", "--proxy", f"http://127.0.0.1:{port}", "--cacert", str(d / "ca.pem"),
+        st = run(cwds[2], "--json", "proxy", "status")
+        assert json.loads(st.stdout)["data"]["running"] is True, st
+        again = run(cwds[3], "proxy", "start", "--listen", f"127.0.0.1:{free_port()}", "--gateway", gateway.url)
+        assert again.returncode != 0 and "already runs" in again.stderr, again
+        r = subprocess.run(["curl", "-sS", "--proxy", f"http://127.0.0.1:{port}", "--cacert", str(ca_dir / "ca.pem"),
                             upstream.url + "/daemon"], capture_output=True, text=True, timeout=15)
         assert json.loads(r.stdout)["path"] == "/daemon"
-        assert "listening on" in run("proxy", "logs", "--ca-dir", str(d)).stdout
-        assert "a token" not in (d / "proxy.log").read_text() and ADMIN not in (d / "proxy.log").read_text()
+        assert "listening on" in run(cwds[3], "proxy", "logs").stdout
+        log = (state / "proxy.log").read_text()
+        assert "a token" not in log and ADMIN not in log
     finally:
-        assert run("proxy", "stop", "--ca-dir", str(d)).returncode == 0
-    assert run("proxy", "status", "--ca-dir", str(d)).returncode == 1
-    assert run("proxy", "uninstall-ca", "--trust-dir", str(tmp_path / "trust")).returncode == 0
-    assert not (tmp_path / "trust" / "agent-assembly-local-ca.crt").exists()
+        assert run(cwds[0], "proxy", "stop").returncode == 0
+    assert run(cwds[1], "proxy", "status").returncode == 1
+    assert not (state / "proxy.pid").exists()
+    assert not any((c / ".aa").exists() for c in cwds)
+    assert run(cwds[2], "proxy", "uninstall-ca", "--trust-dir", str(trust)).returncode == 0
+    assert not (trust / "agent-assembly-local-ca.crt").exists()
     assert shutil.which("curl") and HERE.exists()

@@ -19,7 +19,7 @@ const LOGFILE: &str = "proxy.log";
 
 pub fn run(command: ProxyCommand, out: &Printer) -> Result<Status, CliError> {
     match command {
-        ProxyCommand::InstallCa { dir, trust_dir } => install_ca(&dir.ca_dir, &trust_dir, out),
+        ProxyCommand::InstallCa { dir, trust_dir } => install_ca(&dir.ca(), &trust_dir, out),
         ProxyCommand::UninstallCa { trust_dir } => {
             let removed = aa_proxy::ca::uninstall_system(&trust_dir)?;
             out.emit("uninstall-ca", &json!({ "removed": removed }), || {
@@ -33,13 +33,14 @@ pub fn run(command: ProxyCommand, out: &Printer) -> Result<Status, CliError> {
         }
         ProxyCommand::Start(args) => start(args, out),
         ProxyCommand::Run(args) => run_foreground(args),
-        ProxyCommand::Stop { dir } => stop(&dir.ca_dir, out),
-        ProxyCommand::Status { dir } => status(&dir.ca_dir, out),
-        ProxyCommand::Logs { dir, follow } => logs(&dir.ca_dir, follow),
+        ProxyCommand::Stop { dir } => stop(&dir.state(), out),
+        ProxyCommand::Status { dir } => status(&dir.state(), out),
+        ProxyCommand::Logs { dir, follow } => logs(&dir.state(), follow),
     }
 }
 
 fn install_ca(dir: &Path, trust_dir: &Path, out: &Printer) -> Result<Status, CliError> {
+    std::fs::create_dir_all(dir).map_err(CliError::io(dir))?;
     let (cert, _key) = aa_proxy::ca::load_or_create(dir)?;
     let installed = aa_proxy::ca::install_system(&cert, trust_dir)?;
     // A bundle of the system roots plus our CA, for tools that replace rather than add roots.
@@ -73,14 +74,14 @@ fn install_ca(dir: &Path, trust_dir: &Path, out: &Printer) -> Result<Status, Cli
 fn config(args: &ProxyRunArgs) -> ProxyConfig {
     let client = ConfigInput {
         fail_open: Some(args.fail_open),
-        spill_dir: Some(args.dir.ca_dir.join("spill")),
+        spill_dir: Some(args.dir.state().join("spill")),
         ..args.source.client_input(
             args.default_agent
                 .clone()
                 .unwrap_or_else(|| "aa-proxy".into()),
         )
     };
-    let mut c = ProxyConfig::new(args.listen, args.dir.ca_dir.clone(), client);
+    let mut c = ProxyConfig::new(args.listen, args.dir.ca(), client);
     c.default_agent = args.default_agent.clone();
     c.passthrough = args.passthrough.clone();
     c.llm.extend(args.llm.iter().map(|s| LlmEndpoint::parse(s)));
@@ -92,12 +93,22 @@ fn config(args: &ProxyRunArgs) -> ProxyConfig {
 fn run_foreground(args: ProxyRunArgs) -> Result<Status, CliError> {
     aa_gateway::init_logging(false);
     let config = config(&args);
-    let addr_file = args.dir.ca_dir.join(ADDRFILE);
+    let state = args.dir.state();
+    std::fs::create_dir_all(&state).map_err(CliError::io(&state))?;
+    let addr_file = state.join(ADDRFILE);
+    let pid_file = state.join(PIDFILE);
+    if let Some(pid) = pid_of(&state).filter(|&p| p != std::process::id()) {
+        return Err(CliError::Input(format!(
+            "a proxy already runs with the state directory {} (pid {pid}); `aasm proxy stop` first, or give another --state-dir",
+            state.display()
+        )));
+    }
+    std::fs::write(&pid_file, std::process::id().to_string()).map_err(CliError::io(&pid_file))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    runtime.block_on(aa_proxy::run(
+    let ran = runtime.block_on(aa_proxy::run(
         config,
         super::gateway::shutdown_signal(),
         move |addr| {
@@ -106,7 +117,10 @@ fn run_foreground(args: ProxyRunArgs) -> Result<Status, CliError> {
             let _ = writeln!(out, "listening on http://{addr}");
             let _ = out.flush();
         },
-    ))?;
+    ));
+    let _ = std::fs::remove_file(&pid_file);
+    let _ = std::fs::remove_file(state.join(ADDRFILE));
+    ran?;
     Ok(Status::Success)
 }
 
@@ -120,7 +134,7 @@ fn pid_of(dir: &Path) -> Option<u32> {
 }
 
 fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
-    let dir = args.dir.ca_dir.clone();
+    let dir = args.dir.state();
     std::fs::create_dir_all(&dir).map_err(CliError::io(&dir))?;
     if let Some(pid) = pid_of(&dir) {
         return Err(CliError::Input(format!(
@@ -152,7 +166,7 @@ fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
-    let child = cmd
+    let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(err)
@@ -180,7 +194,8 @@ fn start(args: ProxyRunArgs, out: &Printer) -> Result<Status, CliError> {
             );
             return Ok(Status::Success);
         }
-        if !Path::new(&format!("/proc/{pid}")).exists() || Instant::now() > deadline {
+        // try_wait, not /proc: the child that failed stays a zombie until its parent reaps it.
+        if !matches!(child.try_wait(), Ok(None)) || Instant::now() > deadline {
             let _ = std::fs::remove_file(dir.join(PIDFILE));
             return Err(CliError::Input(format!("the proxy did not start:\n{new}")));
         }
