@@ -420,6 +420,18 @@ pub struct ProxyRunArgs {
     /// Upstream connect/read timeout, seconds.
     #[arg(long, default_value_t = 60)]
     pub upstream_timeout: u64,
+    /// Largest request head a client may send, bytes (at least 8192).
+    #[arg(long, default_value_t = 64 << 10)]
+    pub max_header_bytes: usize,
+    /// Longest time a client may take to send a request head, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Largest request body a client may send, bytes.
+    #[arg(long, default_value_t = 100 << 20)]
+    pub max_body_bytes: u64,
+    /// Longest pause inside a request body, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub body_timeout: u64,
     /// Allow (flagged) instead of deny when no decision can be made.
     #[arg(long)]
     pub fail_open: bool,

@@ -55,6 +55,8 @@ pub struct ProxyConfig {
     pub leaf_cache: usize,
     /// Largest request or response body the proxy buffers to inspect (LLM, MCP).
     pub max_inspect: usize,
+    /// What a client may send (header and body size and time).
+    pub limits: crate::Limits,
 }
 
 impl ProxyConfig {
@@ -74,6 +76,7 @@ impl ProxyConfig {
             upstream_timeout: Duration::from_secs(30),
             leaf_cache: 16_384,
             max_inspect: 16 << 20,
+            limits: crate::Limits::default(),
         }
     }
 

@@ -18,6 +18,7 @@ use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
 use serde_json::json;
 
 use crate::identity::{Identities, IdentityError};
+use crate::limits::{BodyLimitError, Guarded};
 use crate::stats::ProxyStats;
 use crate::{ProxyConfig, mcp};
 
@@ -259,18 +260,22 @@ impl HttpHandler for GovernHandler {
                     .into();
                 }
             };
-            if shared.config.is_passthrough(&host) {
+            // Every tunnel is decided as a connection before a byte goes through it: what
+            // follows may be TLS (intercepted), HTTP, or a protocol the proxy cannot read and
+            // relays as is (hudsucker tunnels those uninspected).
+            let passthrough = shared.config.is_passthrough(&host);
+            let action = Action::NetConnect {
+                addr: host,
+                port,
+                proto: NetProto::Tcp,
+            };
+            let d = shared.decide(&agent, action).await;
+            if !d.is_allowed() {
+                ProxyStats::inc(&shared.stats.denies);
+                return deny_response(&d).into();
+            }
+            if passthrough {
                 ProxyStats::inc(&shared.stats.passthrough);
-                let action = Action::NetConnect {
-                    addr: host,
-                    port,
-                    proto: NetProto::Tcp,
-                };
-                let d = shared.decide(&agent, action).await;
-                if !d.is_allowed() {
-                    ProxyStats::inc(&shared.stats.denies);
-                    return deny_response(&d).into();
-                }
                 self.passthrough = true;
             }
             return req.into();
@@ -302,6 +307,24 @@ impl HttpHandler for GovernHandler {
                 .await
                 .into();
         }
+        let limits = shared.config.limits;
+        let declared: Option<u64> = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        if declared.is_some_and(|n| n > limits.max_body_bytes) {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "error": BodyLimitError::TooLarge(limits.max_body_bytes).to_string() }),
+            )
+            .into();
+        }
+        let mut req = req.map(|b| {
+            Body::from(http_body_util::combinators::BoxBody::new(Guarded::new(
+                b, limits,
+            )))
+        });
         let mut pending = Pending {
             agent,
             action,
@@ -498,10 +521,12 @@ impl HttpHandler for GovernHandler {
             source = s.source();
         }
         let timed_out = reason.contains("timed out") || reason.contains("deadline");
-        let status = if timed_out {
-            StatusCode::GATEWAY_TIMEOUT
-        } else {
-            StatusCode::BAD_GATEWAY
+        let status = match crate::limits::body_limit_of(&err) {
+            Some(BodyLimitError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            Some(BodyLimitError::TooSlow(_)) => StatusCode::REQUEST_TIMEOUT,
+            Some(BodyLimitError::Read(_)) => StatusCode::BAD_REQUEST,
+            None if timed_out => StatusCode::GATEWAY_TIMEOUT,
+            None => StatusCode::BAD_GATEWAY,
         };
         if let Some(p) = self.pending.take() {
             let mut o = outcome(status, p.started, None, None);

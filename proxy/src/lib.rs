@@ -10,15 +10,20 @@
 //! bounded leaf cache.
 
 pub mod ca;
+pub use limits::{BodyLimitError, Limits};
 mod config;
 mod handler;
 mod identity;
+mod limits;
 mod mcp;
 mod stats;
 mod upstream;
 mod ws;
 
 use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ServerBuilder;
 
 pub use config::{LlmEndpoint, ProxyConfig};
 pub use stats::ProxyStats;
@@ -75,11 +80,24 @@ pub async fn run(
         addr,
         upstreams.websocket.clone(),
     ));
+    // hudsucker's own server settings, plus the client-side limits.
+    let mut server = ServerBuilder::new(TokioExecutor::new());
+    server
+        .http1()
+        .title_case_headers(true)
+        .preserve_header_case(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.limits.header_timeout)
+        .max_buf_size(config.limits.max_header_bytes.max(8192));
+    server
+        .http2()
+        .max_header_list_size(u32::try_from(config.limits.max_header_bytes).unwrap_or(u32::MAX));
     let proxy = hudsucker::Proxy::builder()
         .with_listener(listener)
         .with_ca(local_ca)
         .with_http_connector(upstreams.http)
         .with_http_handler(handler::GovernHandler::new(shared.clone()))
+        .with_server(server)
         .with_graceful_shutdown(shutdown)
         .build()
         .map_err(|e| ProxyError::Proxy(e.to_string()))?;

@@ -188,7 +188,7 @@ def test_a_refused_or_unreachable_websocket_upstream_fails_the_handshake(proxy: 
         connect(f"wss://localhost:{dead}/ws/chat", proxy=proxy.url, ssl=client_ctx, open_timeout=10)
     assert unreachable.value.response.status_code == 502
 
-    def refuse(conn, request):  # noqa: ANN001
+    def refuse(conn, request):
         return Response(401, "Unauthorized", Headers(), b"no")
 
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -207,7 +207,8 @@ def test_passthrough_host_is_tunnelled_and_recorded(proxy: Proxy, upstream: Upst
     r = subprocess.run(["curl", "-sS", "--proxy", proxy.url, "--cacert", str(upstream.ca),
                         f"https://127.0.0.1:{upstream.port}/through"], capture_output=True, text=True, timeout=15)
     assert json.loads(r.stdout)["path"] == "/through", r.stderr
-    recs = wait_records(gateway, lambda r: r["action"]["kind"] == "net_connect" and r["action"]["port"] == upstream.port)
+    recs = wait_records(gateway, lambda r: r["action"]["kind"] == "net_connect" and r["action"]["port"] == upstream.port
+                        and r["action"]["addr"] == "127.0.0.1")
     assert recs and recs[0]["action"]["addr"] == "127.0.0.1" and recs[0]["layer"] == "proxy"
     assert proxy.status()["stats"]["passthrough"] >= 1
 

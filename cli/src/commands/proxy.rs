@@ -87,6 +87,12 @@ fn config(args: &ProxyRunArgs) -> ProxyConfig {
     c.llm.extend(args.llm.iter().map(|s| LlmEndpoint::parse(s)));
     c.upstream_ca = args.upstream_ca.clone();
     c.upstream_timeout = Duration::from_secs(args.upstream_timeout.max(1));
+    c.limits = aa_proxy::Limits {
+        max_header_bytes: args.max_header_bytes,
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        max_body_bytes: args.max_body_bytes,
+        body_timeout: Duration::from_secs(args.body_timeout.max(1)),
+    };
     c
 }
 
