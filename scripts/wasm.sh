@@ -29,6 +29,14 @@ case "${1:-test}" in
   build) build ;;
   test)
     build
+    # The size promise, checked on every run: our .wasm gzips no larger than cedar-wasm's.
+    theirs="${AA_WASM_NODE_TOOLS:-/var/cache/aa/node-tools-wasm}/node_modules/@cedar-policy/cedar-wasm/web/cedar_wasm_bg.wasm"
+    ours_gz=$(gzip -9c "$PKG/web/aa_wasm_bg.wasm" | wc -c)
+    theirs_gz=$(gzip -9c "$theirs" | wc -c)
+    if [ "$ours_gz" -gt "$theirs_gz" ]; then
+      echo "aa_wasm_bg.wasm gzips to $ours_gz B, larger than cedar-wasm's $theirs_gz B" >&2; exit 1
+    fi
+    echo "ok: .wasm gzip -9 $ours_gz B <= cedar-wasm $theirs_gz B"
     log "node --test"
     node --test bindings/wasm/tests/
     log "records chained in WASM verify with aasm audit verify (\$AASM)"

@@ -101,6 +101,12 @@ function isThenable(v) {
 
 /** `cedar` (text, or `{fileName: text}`) and options → the core's policy bundle. */
 function bundleOf(cedar, opts = {}) {
+  // Policies are validated against the data model's own Cedar schema (the same in every layer);
+  // a schema option that would be ignored is refused rather than silently dropped.
+  if (opts.schema != null) {
+    throw new InvalidInputError(
+      'the `schema` option is not supported: policies are validated against the built-in Agent Assembly schema');
+  }
   const files = typeof cedar === 'string' ? { [opts.fileName || 'policy.cedar']: cedar } : { ...cedar };
   const bundle = { files };
   if (opts.budgetsToml != null) bundle.budgets = opts.budgetsToml;

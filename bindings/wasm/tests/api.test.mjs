@@ -152,6 +152,7 @@ test('bad input is an InvalidInputError', () => {
   assert.throws(() => engine.decide('a', { kind: 'tool_call', tool: 't', args: {} }, { layer: 'kernel' }), InvalidInputError);
   assert.throws(() => Engine.fromBundle('{"not":"a document"}'), InvalidInputError);
   assert.throws(() => Engine.fromPolicies(POLICY, { signingSeed: 'zz' }), InvalidInputError);
+  assert.throws(() => Engine.fromPolicies(POLICY, { schema: 'entity Agent;' }), /schema/);
   // An invalid agent id is a decision (deny, invalid_input), as in every binding.
   const d = engine.decide('', { kind: 'tool_call', tool: 't', args: {} });
   assert.equal(d.reason, 'invalid_input');
