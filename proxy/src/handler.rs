@@ -320,11 +320,16 @@ impl HttpHandler for GovernHandler {
             )
             .into();
         }
-        let mut req = req.map(|b| {
-            Body::from(http_body_util::combinators::BoxBody::new(Guarded::new(
-                b, limits,
-            )))
-        });
+        // A request with no body (most GETs) needs no guard, nor its timer.
+        let mut req = if http_body::Body::is_end_stream(req.body()) {
+            req
+        } else {
+            req.map(|b| {
+                Body::from(http_body_util::combinators::BoxBody::new(Guarded::new(
+                    b, limits,
+                )))
+            })
+        };
         let mut pending = Pending {
             agent,
             action,
