@@ -142,8 +142,13 @@ process.once('exit', () => {
 // ------------------------------------------------------------------------------------------
 // govern
 
+/** The type name of what was thrown (its class, like Python's type name; never its message). */
 function errorName(e) {
-  if (e instanceof Error) return e.name || e.constructor?.name || 'Error';
+  if (e !== null && typeof e === 'object') {
+    const ctor = e.constructor;
+    if (typeof ctor === 'function' && ctor.name) return ctor.name;
+    return typeof e.name === 'string' && e.name ? e.name : 'Object';
+  }
   return e === null ? 'null' : typeof e;
 }
 
