@@ -111,13 +111,13 @@ fn seconds(timeout: Option<f64>) -> Duration {
 // ---------------------------------------------------------------------------------------------
 // JS values → ArgValue
 
-/// The constructors and prototypes a conversion compares against, read from the global object
-/// the first time a conversion meets an object or a value that needs its text.
+/// The constructors a conversion compares against, read from the global object the first time
+/// a conversion meets an object that is not a plain object or array, or a value that needs its
+/// text.
 struct Realm<'e> {
     map: Function<'e, Unknown<'e>, Unknown<'e>>,
     set: Function<'e, Unknown<'e>, Unknown<'e>>,
     array_buffer: Function<'e, Unknown<'e>, Unknown<'e>>,
-    object_prototype: Unknown<'e>,
     string: Function<'e, Unknown<'e>, String>,
     array_from: Function<'e, Unknown<'e>, Object<'e>>,
 }
@@ -126,23 +126,29 @@ impl<'e> Realm<'e> {
     fn new(env: &'e Env) -> napi::Result<Self> {
         let global = env.get_global()?;
         // Constructors are functions: read them as objects without the object type check.
-        let object: Object<'e> = global.get_named_property_unchecked("Object")?;
         let array: Object<'e> = global.get_named_property_unchecked("Array")?;
         Ok(Realm {
             map: global.get_named_property("Map")?,
             set: global.get_named_property("Set")?,
             array_buffer: global.get_named_property("ArrayBuffer")?,
-            object_prototype: object.get_named_property("prototype")?,
             string: global.get_named_property("String")?,
             array_from: array.get_named_property("from")?,
         })
     }
 }
 
+/// `Object.prototype`, what a plain object's prototype is.
+fn object_prototype<'e>(env: &'e Env) -> napi::Result<Unknown<'e>> {
+    let global = env.get_global()?;
+    let object: Object<'e> = global.get_named_property_unchecked("Object")?;
+    object.get_named_property("prototype")
+}
+
 /// One conversion of a call's arguments (see [`Converter::value`] for the rules).
 struct Converter<'e> {
     env: &'e Env,
     realm: Option<Realm<'e>>,
+    object_prototype: Option<Unknown<'e>>,
     path: Vec<Unknown<'e>>,
 }
 
@@ -159,6 +165,7 @@ impl<'e> Converter<'e> {
         Converter {
             env,
             realm: None,
+            object_prototype: None,
             path: Vec::new(),
         }
     }
@@ -203,45 +210,54 @@ impl<'e> Converter<'e> {
                 Err(_) => Shape::Text,
             });
         }
-        let env = self.env;
-        let realm = self.realm()?;
-        if value.instanceof(realm.array_buffer)? {
-            // SAFETY: the value is an ArrayBuffer.
-            let buffer: ArrayBuffer<'e> = unsafe { value.cast()? };
-            return Ok(Shape::Bytes(buffer.to_vec()));
-        }
-        if value.instanceof(realm.map)? {
-            let pairs = realm.array_from.call(value)?;
-            let n = pairs.get_array_length()?;
-            let mut entries = Vec::with_capacity(n as usize);
-            for i in 0..n {
-                let pair: Object<'e> = pairs.get_element(i)?;
-                let key: Unknown<'e> = pair.get_element(0)?;
-                let v: Unknown<'e> = pair.get_element(1)?;
-                let key = match key.get_type()? {
-                    // SAFETY: type checked.
-                    ValueType::String => unsafe { key.cast::<String>()? },
-                    _ => self.text(key),
-                };
-                entries.push((key, v));
-            }
-            return Ok(Shape::Map(entries));
-        }
-        if value.instanceof(realm.set)? {
-            let items = realm.array_from.call(value)?;
-            let n = items.get_array_length()?;
-            let mut out = Vec::with_capacity(n as usize);
-            for i in 0..n {
-                out.push(items.get_element::<Unknown<'e>>(i)?);
-            }
-            return Ok(Shape::List(out));
-        }
+        // Plain objects first: the common case needs only `Object.prototype`.
         // SAFETY: the caller checked the value is an object.
         let object: Object<'e> = unsafe { value.cast()? };
         let proto = object.get_prototype()?;
-        let plain = proto.get_type()? == ValueType::Null
-            || env.strict_equals(proto, realm.object_prototype)?;
+        let plain = proto.get_type()? == ValueType::Null || {
+            let object_prototype = match self.object_prototype {
+                Some(p) => p,
+                None => {
+                    let p = object_prototype(self.env)?;
+                    self.object_prototype = Some(p);
+                    p
+                }
+            };
+            self.env.strict_equals(proto, object_prototype)?
+        };
         if !plain {
+            let realm = self.realm()?;
+            if value.instanceof(realm.array_buffer)? {
+                // SAFETY: the value is an ArrayBuffer.
+                let buffer: ArrayBuffer<'e> = unsafe { value.cast()? };
+                return Ok(Shape::Bytes(buffer.to_vec()));
+            }
+            if value.instanceof(realm.map)? {
+                let pairs = realm.array_from.call(value)?;
+                let n = pairs.get_array_length()?;
+                let mut entries = Vec::with_capacity(n as usize);
+                for i in 0..n {
+                    let pair: Object<'e> = pairs.get_element(i)?;
+                    let key: Unknown<'e> = pair.get_element(0)?;
+                    let v: Unknown<'e> = pair.get_element(1)?;
+                    let key = match key.get_type()? {
+                        // SAFETY: type checked.
+                        ValueType::String => unsafe { key.cast::<String>()? },
+                        _ => self.text(key),
+                    };
+                    entries.push((key, v));
+                }
+                return Ok(Shape::Map(entries));
+            }
+            if value.instanceof(realm.set)? {
+                let items = realm.array_from.call(value)?;
+                let n = items.get_array_length()?;
+                let mut out = Vec::with_capacity(n as usize);
+                for i in 0..n {
+                    out.push(items.get_element::<Unknown<'e>>(i)?);
+                }
+                return Ok(Shape::List(out));
+            }
             return Ok(Shape::Text);
         }
         let keys = Object::keys(&object)?;
