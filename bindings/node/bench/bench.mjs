@@ -92,6 +92,31 @@ for (const n of SIZES) {
   record('cedar-wasm', cedarVersion, n, 'stateful', await measure(() => cedar.statefulIsAuthorized(call), OPTS));
 }
 
+// The permissive example set without its budgets, a no-op of one argument: the setting of the
+// Python SDK's benchmark (bindings/python/bench), for comparing the two bindings' overhead.
+{
+  const policyDir = join(work, 'permissive');
+  mkdirSync(policyDir);
+  writeFileSync(join(policyDir, 'base.cedar'), readFileSync(join(ROOT, 'examples/policies/permissive/base.cedar')));
+  const gw = await Gateway.start(join(work, 'gw-permissive.db'), policyDir);
+  try {
+    const token = await gw.register('bench');
+    aa.init({ gatewayUrl: gw.url, agentId: 'bench', token, queueCapacity: QUEUE });
+    const noop = aa.govern((x) => x, { tool: 'noop', args: ['x'] });
+    if (noop(1) !== 1) throw new Error('noop');
+    record('agent-assembly-node', aa.version, 'permissive', 'govern-local', await measure(() => noop(1), OPTS));
+    gw.proc.kill('SIGSTOP');
+    try {
+      record('agent-assembly-node', aa.version, 'permissive', 'govern-local-gw-paused', await measure(() => noop(1), OPTS));
+    } finally {
+      gw.proc.kill('SIGCONT');
+    }
+  } finally {
+    aa.shutdown(1);
+    await gw.stop();
+  }
+}
+
 console.log(`# node ${process.version}; agent-assembly ${aa.version} (local mode, aasm gateway); cedar-wasm ${cedarVersion}; mitata measure`);
 const MODES = [
   ['govern-local', 'govern() local'],
@@ -106,6 +131,10 @@ for (const n of SIZES) {
     (r) => `${r.p50_us.toFixed(2)} / ${r.p99_us.toFixed(2)}`.padEnd(36),
   );
   console.log(`${String(n).padStart(6)}  ${cells.join('')}`);
+}
+for (const m of ['govern-local', 'govern-local-gw-paused']) {
+  const r = rows.find((x) => x.n === 'permissive' && x.mode === m);
+  console.log(`permissive example set (the Python bench's), no-op, ${m}: p50 ${r.p50_us.toFixed(2)} / p99 ${r.p99_us.toFixed(2)} us`);
 }
 const at100 = rows.find((r) => r.n === 100 && r.mode === 'govern-local');
 console.log(`govern() p50 at 100 policies: ${at100.p50_us.toFixed(2)} us (target <= 5 us): ${at100.p50_us <= 5 ? 'met' : 'NOT MET'}`);
