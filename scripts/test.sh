@@ -28,6 +28,9 @@ done
 step "Python SDK: build the wheel, install it in a fresh venv, run its tests"
 scripts/python-sdk.sh test
 
+step "Node SDK (napi-rs): the native module, the agent-assembly package, conformance, a real gateway, the adapters with the real npm packages, npm pack"
+scripts/node.sh test
+
 step "proxy: real HTTPS upstreams, a real gateway; curl, requests, httpx, Node fetch; the MCP SDKs (Python, TypeScript), openai, anthropic, LiteLLM, Vercel AI"
 cargo build -p aasm --locked --quiet
 (cd proxy/tests && AASM="$AASM" "${AA_PROXY_VENV:-/var/cache/aa/venv-proxy}/bin/pytest" -q -p no:cacheprovider .)
