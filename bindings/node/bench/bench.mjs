@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { measure } from 'mitata';
 import * as aa from '../lib/index.mjs';
 import { Gateway, ROOT, TOOLS } from '../tests/support.mjs';
-import { BUDGETS, policyText } from './policy-sets.mjs';
+import { BUDGETS, policyText } from '../../../bench/policy-sets.mjs';
 
 const jsonOut = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : null;
 const SIZES = [10, 100, 1000];

@@ -1,7 +1,7 @@
 // One run, side by side: aa-wasm `engine.decide` vs @cedar-policy/cedar-wasm
 // `statefulIsAuthorized`, at 10/100/1,000 policies, and the gzip size of both .wasm files.
 // Their sets and request: ../shared/bench/cedar_policies.py (DATA_DIR). Ours: the same shapes
-// written against Agent Assembly's schema (core/benches/policy_sets.rs, ported line for line).
+// written against Agent Assembly's schema (bench/policy-sets.mjs).
 // Every aa-wasm decision is also chained into the in-memory audit log (hash + canonical JSON).
 // Usage: node bench.mjs DATA_DIR NODE_MODULES_DIR [ITERS]
 import { readFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { join, dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '../pkg/index.mjs';
+import { BUDGETS, policyText } from '../../../bench/policy-sets.mjs';
 
 const [dataDir, modules, itersArg] = process.argv.slice(2);
 const ITERS = Number(itersArg ?? 20000);
@@ -18,22 +19,6 @@ const cedar = require('@cedar-policy/cedar-wasm/nodejs');
 const cedarDir = dirname(require.resolve('@cedar-policy/cedar-wasm/nodejs'));
 const cedarVersion = JSON.parse(readFileSync(join(cedarDir, '..', 'package.json'), 'utf8')).version;
 
-function policy(i) {
-  switch (i % 10) {
-    case 0: case 3: case 6: return target(i);
-    case 1: return `@id("p${i}")\npermit (principal == Agent::"a${i}", action == Action::"http_request", resource == Host::"h${i}.example")\nwhen { context.method == "GET" && context.port < ${100 + i} };`;
-    case 2: case 7: return `@id("p${i}")\nforbid (principal, action in [Action::"tool_call", Action::"process_exec"], resource)\nwhen { (context has args_json && context.args_json like "*\\"x\\":${1000 + i}*") || (context has path && context.path like "/etc/*") };`;
-    case 4: return `@id("p${i}")\nforbid (principal, action, resource)\nwhen { context.layer == "high" && context.budget.utilization_pct > ${i} };`;
-    case 5: return `@id("p${i}")\npermit (principal == Agent::"a${i}", action == Action::"process_exec", resource == Path::"/t${i}")\nwhen { context.command like "*sandbox*" && context.time.hour < 100 };`;
-    case 8: return `@id("p${i}")\nforbid (principal == Agent::"a${i}", action, resource)\nunless { context.layer == "sdk" };`;
-    default: return `@id("p${i}")\npermit (principal is Agent, action == Action::"tool_call", resource == Tool::"t${i}")\nwhen { context.time.hour < 100 && context.budget.calls_remaining < ${50 + i} };`;
-  }
-}
-function target(i) {
-  return `@id("p${i}")\npermit (principal == Agent::"a${i}", action == Action::"tool_call", resource == Tool::"t${i}")\nwhen { resource.hasTag("x") && context.time.hour < 100 && context.budget.calls_remaining >= 0 };`;
-}
-const policyText = (n) => [...Array(n - 1).keys()].map(policy).concat(target(n - 1)).join('\n\n') + '\n';
-const BUDGETS = '[[budget]]\nname = "calls"\nper = "agent"\nwindow = "total"\ncalls = 1000000000000\n';
 
 function measure(fn, iters) {
   for (let i = 0; i < Math.min(2000, iters); i++) fn();

@@ -1,7 +1,6 @@
-// The Agent Assembly policy sets of the decision benchmarks: the shapes of
+// The Agent Assembly policy sets of the decision benchmarks (aa-wasm, aa-node): the shapes of
 // ../shared/bench/cedar_policies.py (the peers' sets: same N, scopes and effects in the same
-// proportions) written against Agent Assembly's schema. A port of core/benches/policy_sets.rs,
-// the same as bindings/wasm/bench/bench.mjs uses.
+// proportions) written against Agent Assembly's schema. A port of core/benches/policy_sets.rs.
 export function policy(i) {
   switch (i % 10) {
     case 0: case 3: case 6: return target(i);
