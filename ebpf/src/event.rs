@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use aa_core::{Action, FileAccessMode, NetProto};
 use aa_ebpf_common::{
-    ARG_LEN, ARGV_SLOTS, Event, FLAG_ENFORCED, FLAG_IPV6, FLAG_TRUNCATED, HEADER_LEN, KIND_CONNECT,
-    KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
+    ARGS_LEN, Event, ExecEvent, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED, FileKey,
+    HEADER_LEN, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
+    NAME_MAX, NAMES_LEN, PATH_LEN,
 };
 
 const O_WRONLY: u32 = 0o1;
@@ -18,12 +19,20 @@ const O_APPEND: u32 = 0o2000;
 /// What the kernel saw, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
-    /// `execve`.
+    /// A new image about to run (`sched_process_exec`).
     Exec {
-        /// Executable path as passed.
+        /// The file that runs, its path resolved by the kernel (symlinks, `/dev/fd/N`, dirfds
+        /// and relative names resolved); for a `#!` script, the script's path.
         path: String,
-        /// Arguments (at most [`ARGV_SLOTS`], each cut at [`ARG_LEN`]).
+        /// The arguments the new image gets (for a script, the interpreter's: the kernel
+        /// rewrote them), up to `ARGS_LEN` bytes in all.
         argv: Vec<String>,
+        /// The name the exec asked for, as the kernel kept it.
+        requested: String,
+        /// Device and inode of the file that runs (a script's interpreter).
+        file: FileKey,
+        /// The name asked for was a `#!` script.
+        script: bool,
     },
     /// `openat`.
     Open {
@@ -87,14 +96,7 @@ pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
     let e = read_event(bytes)?;
     let flags = e.flags;
     let observed = match e.kind {
-        KIND_EXEC => {
-            let argc = (e.aux as usize).min(ARGV_SLOTS);
-            let argv = e.data.chunks(ARG_LEN).take(argc).map(cstr).collect();
-            Observed::Exec {
-                path: cstr(&e.path),
-                argv,
-            }
-        }
+        KIND_EXEC => return decode_exec(bytes),
         KIND_OPEN => Observed::Open {
             path: resolve(e.pid, cstr(&e.path)),
             write: e.aux & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) != 0,
@@ -132,6 +134,65 @@ pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
         rule: e.rule,
         truncated: flags & FLAG_TRUNCATED != 0,
         observed,
+    })
+}
+
+fn decode_exec(bytes: &[u8]) -> Option<KernelEvent> {
+    if bytes.len() < std::mem::size_of::<ExecEvent>() {
+        return None;
+    }
+    let u32_at = |o: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(bytes.get(o..o + 4)?.try_into().ok()?))
+    };
+    let u64_at = |o: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(bytes.get(o..o + 8)?.try_into().ok()?))
+    };
+    let (flags, pid, aux) = (u32_at(4)?, u32_at(8)?, u32_at(12)?);
+    let used = (u32_at(28)? as usize).min(NAMES_LEN + NAME_MAX);
+    let file = FileKey {
+        dev: u64_at(32)?,
+        ino: u64_at(40)?,
+    };
+    let requested = cstr(bytes.get(HEADER_LEN..HEADER_LEN + PATH_LEN)?);
+    let names_at = HEADER_LEN + PATH_LEN;
+    let names = bytes.get(names_at..names_at + NAMES_LEN + NAME_MAX)?;
+    let args_at = names_at + NAMES_LEN + NAME_MAX;
+    let args = bytes.get(args_at..args_at + (aux as usize).min(ARGS_LEN))?;
+    let mut parts: Vec<String> = names
+        .get(..used)?
+        .split(|b| *b == 0)
+        .filter(|c| !c.is_empty())
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    parts.reverse();
+    let resolved = format!("/{}", parts.join("/"));
+    let script = flags & FLAG_SCRIPT != 0;
+    let argv: Vec<String> = args
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>();
+    // The block ends with a NUL: the last piece is empty unless the block was cut.
+    let argv = match argv.split_last() {
+        Some((last, rest)) if last.is_empty() => rest.to_vec(),
+        _ => argv,
+    };
+    Some(KernelEvent {
+        pid,
+        cgroup_id: u64_at(16)?,
+        enforced: flags & FLAG_ENFORCED != 0,
+        rule: u32_at(24)?,
+        truncated: flags & FLAG_TRUNCATED != 0,
+        observed: Observed::Exec {
+            path: if script {
+                resolve(pid, requested.clone())
+            } else {
+                resolved
+            },
+            argv,
+            requested,
+            file,
+            script,
+        },
     })
 }
 
@@ -197,7 +258,7 @@ impl Translator {
 
     fn raw_action(&mut self, event: &KernelEvent) -> Option<Action> {
         Some(match &event.observed {
-            Observed::Exec { path, argv } => Action::ProcessExec {
+            Observed::Exec { path, argv, .. } => Action::ProcessExec {
                 path: path.clone(),
                 argv: argv.clone(),
             },
@@ -445,5 +506,37 @@ mod tests {
         );
         rec[0..4].copy_from_slice(&KIND_EXEC.to_ne_bytes());
         assert_eq!(decode(&rec), None, "an exec record must carry its argv");
+    }
+
+    #[test]
+    fn an_exec_record_joins_the_kernels_components_root_first() {
+        let mut rec = vec![0u8; std::mem::size_of::<ExecEvent>()];
+        rec[0..4].copy_from_slice(&KIND_EXEC.to_ne_bytes());
+        rec[8..12].copy_from_slice(&u32::MAX.to_ne_bytes());
+        rec[28..32].copy_from_slice(&13u32.to_ne_bytes());
+        rec[40..48].copy_from_slice(&77u64.to_ne_bytes());
+        rec[HEADER_LEN..HEADER_LEN + 9].copy_from_slice(b"/dev/fd/3");
+        let names = HEADER_LEN + PATH_LEN;
+        rec[names..names + 13].copy_from_slice(b"true\0bin\0usr\0");
+        let args = names + NAMES_LEN + NAME_MAX;
+        rec[args..args + 8].copy_from_slice(b"true\0-x\0");
+        rec[12..16].copy_from_slice(&8u32.to_ne_bytes());
+        let e = decode(&rec).unwrap();
+        let Observed::Exec {
+            path,
+            argv,
+            requested,
+            file,
+            script,
+        } = e.observed
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            (path.as_str(), requested.as_str()),
+            ("/usr/bin/true", "/dev/fd/3")
+        );
+        assert_eq!(argv, ["true", "-x"]);
+        assert_eq!((file.ino, script), (77, false));
     }
 }

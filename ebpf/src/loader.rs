@@ -5,11 +5,12 @@ use std::fs::File;
 use std::path::Path;
 
 use aa_ebpf_common::{
-    ConnectKey, ConnectRule, PATH_LEN, PathKey, STAT_EVENTS, STAT_KILLED, STAT_LOST, STAT_REFUSED,
+    ConnectKey, ConnectRule, FileKey, Offsets, PATH_LEN, PathKey, STAT_EVENTS, STAT_KILLED,
+    STAT_LOST, STAT_REFUSED,
 };
 use aya::Ebpf;
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
-use aya::programs::{CgroupAttachMode, CgroupSockAddr, TracePoint, UProbe};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, RawTracePoint, TracePoint, UProbe};
 use serde::Serialize;
 
 use crate::EbpfError;
@@ -60,8 +61,7 @@ impl std::fmt::Debug for Probes {
     }
 }
 
-const TRACEPOINTS: [(&str, &str); 4] = [
-    ("aa_exec", "sys_enter_execve"),
+const TRACEPOINTS: [(&str, &str); 3] = [
     ("aa_openat", "sys_enter_openat"),
     ("aa_unlinkat", "sys_enter_unlinkat"),
     ("aa_connect", "sys_enter_connect"),
@@ -86,6 +86,10 @@ enum AttachError {
     },
     #[error("no libssl found (TLS plaintext is not observed)")]
     NoLibssl,
+    #[error("kernel structure offsets: {0}")]
+    Btf(crate::btf::BtfError),
+    #[error("map: {0}")]
+    Map(String),
 }
 
 fn refused(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> AttachError {
@@ -121,6 +125,32 @@ impl Probes {
         }
         let mut bpf = loader.load(OBJECT).map_err(load_error)?;
         let mut programs = Vec::new();
+        // Exec: the image that runs, whatever syscall started it. The offsets it reads come
+        // from this kernel's BTF and are in place before it is attached.
+        let result = (|| -> Result<(), AttachError> {
+            let offsets = crate::btf::Btf::from_sys_fs()
+                .and_then(|b| b.exec_offsets())
+                .map_err(AttachError::Btf)?;
+            let map = bpf.map_mut("OFFSETS").ok_or(AttachError::Missing)?;
+            let mut m: Array<_, Offsets> =
+                Array::try_from(map).map_err(|e| AttachError::Map(e.to_string()))?;
+            m.set(0, offsets, 0)
+                .map_err(|e| AttachError::Map(e.to_string()))?;
+            let p: &mut RawTracePoint = bpf
+                .program_mut("aa_exec")
+                .ok_or(AttachError::Missing)?
+                .try_into()
+                .map_err(AttachError::WrongType)?;
+            p.load().map_err(refused("raw tracepoint programs"))?;
+            p.attach("sched_process_exec")
+                .map_err(refused("raw tracepoint sched_process_exec"))?;
+            Ok(())
+        })();
+        programs.push(status(
+            "aa_exec",
+            "raw_tracepoint sched:sched_process_exec".into(),
+            result,
+        ));
         for (name, tp) in TRACEPOINTS {
             let hook = format!("tracepoint syscalls:{tp}");
             let result = (|| -> Result<(), AttachError> {
@@ -248,6 +278,32 @@ impl Probes {
                     .map_err(load_error)?;
             }
         }
+        {
+            // The same executables by identity: another name, a rename, a hard link or an
+            // exec through a file descriptor reach the same inode.
+            let map = self
+                .bpf
+                .map_mut("EXEC_DENY_ID")
+                .ok_or_else(|| load_error("no EXEC_DENY_ID map"))?;
+            let mut m: BpfHashMap<_, FileKey, u32> =
+                BpfHashMap::try_from(map).map_err(load_error)?;
+            let wanted: std::collections::HashMap<FileKey, u32> = compiled
+                .exec_deny
+                .iter()
+                .filter_map(|(p, r)| file_key(Path::new(p)).map(|k| (k, *r)))
+                .collect();
+            let stale: Vec<FileKey> = m
+                .keys()
+                .flatten()
+                .filter(|k| !wanted.contains_key(k))
+                .collect();
+            for k in stale {
+                let _ = m.remove(&k);
+            }
+            for (k, rule) in &wanted {
+                m.insert(k, rule, 0).map_err(load_error)?;
+            }
+        }
         let map = self
             .bpf
             .map_mut("CONNECT_RULES")
@@ -333,6 +389,19 @@ fn status(name: &str, hook: String, result: Result<(), AttachError>) -> ProgramS
             None => e.to_string(),
         }),
     }
+}
+
+/// The identity of the file at `path` (symlinks followed) as the kernel sees it: the super
+/// block's `dev_t` (major << 20 | minor, not `stat`'s encoding) and the inode number.
+pub fn file_key(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path).ok()?;
+    let dev = md.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    Some(FileKey {
+        dev: (u64::from(major) << 20) | u64::from(minor),
+        ino: md.ino(),
+    })
 }
 
 /// A path as the exec map keys it (zero-padded).

@@ -9,19 +9,21 @@
 #![no_main]
 
 use aa_ebpf_common::{
-    ConnectKey, ConnectRule, Event, PathEvent, PathKey, ARGV_SLOTS, ARG_LEN, DATA_LEN,
-    FLAG_ENFORCED, FLAG_IPV6, FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ,
-    KIND_TLS_WRITE, KIND_UNLINK, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST,
-    STAT_REFUSED, VERDICT_DENY,
+    ConnectKey, ConnectRule, Event, ExecEvent, FileKey, Offsets, PathEvent, PathKey, ARGS_LEN,
+    DATA_LEN, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC,
+    KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK, NAMES_LEN, NAME_DEPTH, NAME_MAX,
+    PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST, STAT_REFUSED, VERDICT_DENY,
 };
-use aya_ebpf::helpers::generated::{bpf_get_current_cgroup_id, bpf_send_signal};
+use aya_ebpf::helpers::generated::{self as gen, bpf_get_current_cgroup_id, bpf_send_signal};
 use aya_ebpf::helpers::{
-    bpf_get_current_pid_tgid, bpf_probe_read_user, bpf_probe_read_user_buf,
-    bpf_probe_read_user_str_bytes,
+    bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+    bpf_probe_read_user, bpf_probe_read_user_buf, bpf_probe_read_user_str_bytes,
 };
-use aya_ebpf::macros::{cgroup_sock_addr, map, tracepoint, uprobe, uretprobe};
-use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
-use aya_ebpf::programs::{ProbeContext, RetProbeContext, SockAddrContext, TracePointContext};
+use aya_ebpf::macros::{cgroup_sock_addr, map, raw_tracepoint, tracepoint, uprobe, uretprobe};
+use aya_ebpf::maps::{Array, HashMap, PerCpuArray, RingBuf};
+use aya_ebpf::programs::{
+    ProbeContext, RawTracePointContext, RetProbeContext, SockAddrContext, TracePointContext,
+};
 
 const SIGKILL: u32 = 9;
 const AF_INET: u16 = 2;
@@ -35,6 +37,14 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 static CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
 #[map]
 static EXEC_DENY: HashMap<PathKey, u32> = HashMap::with_max_entries(16384, 0);
+/// Executables to kill by identity (device + inode).
+#[map]
+static EXEC_DENY_ID: HashMap<FileKey, u32> = HashMap::with_max_entries(16384, 0);
+/// Field offsets of this kernel's structures (from its BTF, written by the loader).
+#[map]
+static OFFSETS: Array<Offsets> = Array::with_max_entries(1, 0);
+#[map]
+static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static CONNECT_RULES: HashMap<ConnectKey, ConnectRule> = HashMap::with_max_entries(70000, 0);
 #[map]
@@ -104,79 +114,177 @@ fn emit(e: &Event) {
 }
 
 #[inline(always)]
-fn zero_path(e: &mut Event) {
-    let p = e.path.as_mut_ptr() as *mut u64;
+fn zero_path(path: &mut [u8; PATH_LEN]) {
+    let p = path.as_mut_ptr() as *mut u64;
     for i in 0..PATH_LEN / 8 {
         // SAFETY: within `path`; volatile so the loop is not turned into a memset call.
         unsafe { core::ptr::write_volatile(p.add(i), 0) };
     }
 }
 
-/// Reads a user string into `path`; marks truncation.
-#[inline(always)]
-fn read_path(e: &mut Event, src: *const u8) {
-    // SAFETY: the helper checks the user address.
-    match unsafe { bpf_probe_read_user_str_bytes(src, &mut e.path) } {
-        Ok(s) if s.len() >= PATH_LEN - 1 => e.flags |= FLAG_TRUNCATED,
-        Ok(_) => {}
-        Err(_) => e.path[0] = 0,
-    }
-}
-
-#[tracepoint]
-pub fn aa_exec(ctx: TracePointContext) -> u32 {
+/// `sched_process_exec(task, old_pid, bprm)`: the new image is loaded and about to run its
+/// first instruction, whatever started it (`execve`, `execveat` with a path, a dirfd or
+/// `AT_EMPTY_PATH`, a symlink, a hard link, a `#!` script). `bprm->file` is the file that runs
+/// (a script's interpreter); it is decided by identity (device + inode, so a rename or another
+/// name does not escape), and the name asked for (`bprm->filename`) by `EXEC_DENY`. A kill is
+/// `SIGKILL` to the current task, delivered before it returns to user space.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn aa_exec(ctx: RawTracePointContext) -> i32 {
     if in_scope() {
         let _ = on_exec(&ctx);
     }
     0
 }
 
-fn on_exec(ctx: &TracePointContext) -> Result<(), i64> {
-    let e = begin(KIND_EXEC).ok_or(1i64)?;
-    zero_path(e);
-    // SAFETY: offsets of `filename` and `argv` in `sys_enter_execve`.
-    let filename: *const u8 = unsafe { ctx.read_at(ARG0) }?;
-    let argv: *const *const u8 = unsafe { ctx.read_at(ARG0 + 8) }?;
-    read_path(e, filename);
-    // SAFETY: `path` is a zero-padded key of the exact size of `PathKey`.
-    let key = unsafe { &*(e.path.as_ptr() as *const PathKey) };
-    // SAFETY: the value is copied out immediately.
-    if let Some(rule) = unsafe { EXEC_DENY.get(key) } {
-        e.rule = *rule;
+/// Reads a kernel value at `base + off`.
+#[inline(always)]
+fn kread<T>(base: u64, off: u64) -> Result<T, i64> {
+    // SAFETY: the helper checks the kernel address.
+    unsafe { bpf_probe_read_kernel((base + off) as *const T) }.map_err(|e| e as i64)
+}
+
+fn on_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let o = OFFSETS.get(0).ok_or(1i64)?;
+    if o.ready == 0 {
+        return Err(1);
+    }
+    let task: u64 = ctx.arg(0);
+    let bprm: u64 = ctx.arg(2);
+    let p = EXEC_SCRATCH.get_ptr_mut(0).ok_or(1i64)?;
+    // SAFETY: per-CPU map value, exclusively ours for the duration of the program.
+    let e = unsafe { &mut *p };
+    e.kind = KIND_EXEC;
+    e.flags = 0;
+    e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    e.aux = 0;
+    // SAFETY: a helper without arguments.
+    e.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    e.rule = 0;
+    e.port = 0;
+    let file: u64 = kread(bprm, o.bprm_file)?;
+    let inode: u64 = kread(file, o.file_inode)?;
+    let sb: u64 = kread(inode, o.inode_sb)?;
+    let dev: u32 = kread(sb, o.sb_dev)?;
+    e.file = FileKey {
+        dev: dev as u64,
+        ino: kread(inode, o.inode_ino)?,
+    };
+    let filename: u64 = kread(bprm, o.bprm_filename)?;
+    let interp: u64 = kread(bprm, o.bprm_interp)?;
+    if filename != interp {
+        e.flags |= FLAG_SCRIPT;
+    }
+    zero_path(&mut e.path);
+    // SAFETY: the helper checks the kernel address.
+    match unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut e.path) } {
+        Ok(s) if s.len() >= PATH_LEN - 1 => e.flags |= FLAG_TRUNCATED,
+        Ok(_) => {}
+        Err(_) => e.path[0] = 0,
+    }
+    // By identity first (the file that runs), then by the name asked for (a script's path).
+    // SAFETY (both lookups): the value is copied out immediately.
+    let rule = match unsafe { EXEC_DENY_ID.get(&e.file) } {
+        Some(r) => Some(*r),
+        None => unsafe { EXEC_DENY.get(&*(e.path.as_ptr() as *const PathKey)) }.copied(),
+    };
+    if let Some(rule) = rule {
+        e.rule = rule;
         e.flags |= FLAG_ENFORCED;
-        // SAFETY: signals the current task; delivered before it returns to user space.
+        // SAFETY: signals the current task; delivered before it returns to user space, so the
+        // new image never runs an instruction.
         unsafe { bpf_send_signal(SIGKILL) };
         count(STAT_KILLED);
     }
-    let data = e.data.as_mut_ptr();
-    for i in 0..ARGV_SLOTS {
-        // SAFETY: the helper checks the user address.
-        let arg: *const u8 = match unsafe { bpf_probe_read_user(argv.add(i)) } {
-            Ok(p) => p,
-            Err(_) => break,
-        };
-        if arg.is_null() {
+    walk_names(e, o, file)?;
+    let mm: u64 = kread(task, o.task_mm)?;
+    let start: u64 = kread(mm, o.mm_arg_start)?;
+    let end: u64 = kread(mm, o.mm_arg_end)?;
+    let len = end.wrapping_sub(start);
+    let n = if len >= ARGS_LEN as u64 {
+        if len > ARGS_LEN as u64 {
+            e.flags |= FLAG_TRUNCATED;
+        }
+        ARGS_LEN
+    } else {
+        (len as usize) & (ARGS_LEN - 1)
+    };
+    if n > 0 {
+        // SAFETY: at most `ARGS_LEN` bytes into `args`; the helper checks the user address
+        // (the argument pages were just written by the kernel, so they are resident).
+        let dst = unsafe { core::slice::from_raw_parts_mut(e.args.as_mut_ptr(), n) };
+        if unsafe { bpf_probe_read_user_buf(start as *const u8, dst) }.is_ok() {
+            e.aux = n as u32;
+        }
+    }
+    match EVENTS.output::<ExecEvent>(e, wakeup_flags()) {
+        Ok(()) => count(STAT_EVENTS),
+        Err(_) => count(STAT_LOST),
+    }
+    Ok(())
+}
+
+/// The running file's path, walked up through `d_parent` and across mounts to the root of the
+/// mount tree: components leaf first into `names`, NUL-separated; `port` gets the bytes used.
+/// The offset lives in the event (map memory), not in a register: the verifier then sees the
+/// same state at every iteration whichever branch was taken, and prunes instead of exploring
+/// 2^depth paths.
+#[inline(always)]
+fn walk_names(e: &mut ExecEvent, o: &Offsets, file: u64) -> Result<(), i64> {
+    let mut dentry: u64 = kread(file, o.file_path + o.path_dentry)?;
+    let mut vfsmnt: u64 = kread(file, o.file_path + o.path_mnt)?;
+    let mut mnt = vfsmnt.wrapping_sub(o.mount_mnt);
+    let names = e.names.as_mut_ptr();
+    let used = &mut e.port as *mut u32;
+    // SAFETY: a field of the event.
+    unsafe { core::ptr::write_volatile(used, 0) };
+    let mut done = false;
+    for _ in 0..NAME_DEPTH {
+        let root: u64 = kread(vfsmnt, o.vfsmount_root)?;
+        if dentry == root {
+            let parent: u64 = kread(mnt, o.mount_parent)?;
+            if parent == mnt {
+                done = true;
+                break;
+            }
+            dentry = kread(mnt, o.mount_mountpoint)?;
+            mnt = parent;
+            vfsmnt = mnt + o.mount_mnt;
+            continue;
+        }
+        let parent: u64 = kread(dentry, o.dentry_parent)?;
+        if parent == dentry {
+            done = true;
             break;
         }
-        // SAFETY: slot `i` of `data`, `ARG_LEN` bytes, within bounds.
-        let slot = unsafe { core::slice::from_raw_parts_mut(data.add(i * ARG_LEN), ARG_LEN) };
-        // SAFETY: the helper checks the user address.
-        match unsafe { bpf_probe_read_user_str_bytes(arg, slot) } {
-            Ok(s) if s.len() >= ARG_LEN - 1 => e.flags |= FLAG_TRUNCATED,
-            Ok(_) => {}
-            Err(_) => slot[0] = 0,
+        let name: u64 = kread(dentry, o.dentry_name)?;
+        // SAFETY: a field of the event.
+        let at = unsafe { core::ptr::read_volatile(used) } as usize;
+        if at >= NAMES_LEN {
+            break;
         }
-        e.aux = i as u32 + 1;
-    }
-    if e.aux == ARGV_SLOTS as u32 {
-        // SAFETY: the helper checks the user address.
-        if let Ok(p) = unsafe { bpf_probe_read_user::<*const u8>(argv.add(ARGV_SLOTS)) } {
-            if !p.is_null() {
-                e.flags |= FLAG_TRUNCATED;
-            }
+        let off = at & (NAMES_LEN - 1);
+        // SAFETY: `off + NAME_MAX` is within `names` (`NAMES_LEN + NAME_MAX` bytes); the helper
+        // checks the kernel address and always NUL-terminates.
+        let n = unsafe {
+            gen::bpf_probe_read_kernel_str(
+                names.add(off) as *mut core::ffi::c_void,
+                NAME_MAX as u32,
+                name as *const core::ffi::c_void,
+            )
+        };
+        if n <= 0 {
+            return Err(1);
         }
+        if n as usize >= NAME_MAX {
+            e.flags |= FLAG_TRUNCATED;
+        }
+        // SAFETY: a field of the event.
+        unsafe { core::ptr::write_volatile(used, (off + n as usize) as u32) };
+        dentry = parent;
     }
-    emit(e);
+    if !done {
+        e.flags |= FLAG_TRUNCATED;
+    }
     Ok(())
 }
 
