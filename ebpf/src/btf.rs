@@ -190,7 +190,7 @@ impl Btf {
         id
     }
 
-    /// The offsets the exec program reads.
+    /// The offsets the exec and path programs read.
     pub fn exec_offsets(&self) -> Result<Offsets, BtfError> {
         Ok(Offsets {
             bprm_file: self.offset("linux_binprm", "file")?,
@@ -212,6 +212,12 @@ impl Btf {
             task_mm: self.offset("task_struct", "mm")?,
             mm_arg_start: self.offset("mm_struct", "arg_start")?,
             mm_arg_end: self.offset("mm_struct", "arg_end")?,
+            task_fs: self.offset("task_struct", "fs")?,
+            fs_pwd: self.offset("fs_struct", "pwd")?,
+            task_files: self.offset("task_struct", "files")?,
+            files_fdt: self.offset("files_struct", "fdt")?,
+            fdt_fd: self.offset("fdtable", "fd")?,
+            fdt_max_fds: self.offset("fdtable", "max_fds")?,
             ready: 1,
         })
     }

@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use aa_core::{Action, FileAccessMode, NetProto};
 use aa_ebpf_common::{
-    ARGS_LEN, Event, ExecEvent, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED, FileKey,
-    HEADER_LEN, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
-    NAME_MAX, NAMES_LEN, PATH_LEN,
+    ARGS_LEN, Event, ExecEvent, FLAG_DIR, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED,
+    FileKey, HEADER_LEN, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE,
+    KIND_UNLINK, KIND_WRITE, NAME_MAX, NAMES_LEN, PATH_LEN,
 };
 
 const O_WRONLY: u32 = 0o1;
@@ -34,15 +34,20 @@ pub enum Observed {
         /// The name asked for was a `#!` script.
         script: bool,
     },
-    /// `openat`.
+    /// `open`, `openat`, `openat2`.
     Open {
-        /// Path (absolute when it could be resolved against the process's cwd).
+        /// Path (absolute when it could be resolved against the process's cwd or dirfd).
         path: String,
         /// Opened for writing (write/read-write, create, truncate or append).
         write: bool,
     },
-    /// `unlinkat`.
+    /// `unlink`, `unlinkat`, `rmdir`, the old name of a rename.
     Unlink {
+        /// Path.
+        path: String,
+    },
+    /// `creat`, `truncate`, `mkdir(at)`, `link(at)`, `symlink(at)`, the new name of a rename.
+    Write {
         /// Path.
         path: String,
     },
@@ -98,11 +103,14 @@ pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
     let observed = match e.kind {
         KIND_EXEC => return decode_exec(bytes),
         KIND_OPEN => Observed::Open {
-            path: resolve(e.pid, cstr(&e.path)),
+            path: path_of(bytes, &e),
             write: e.aux & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) != 0,
         },
         KIND_UNLINK => Observed::Unlink {
-            path: resolve(e.pid, cstr(&e.path)),
+            path: path_of(bytes, &e),
+        },
+        KIND_WRITE => Observed::Write {
+            path: path_of(bytes, &e),
         },
         KIND_CONNECT => {
             let v6 = Ipv6Addr::from(e.addr);
@@ -158,14 +166,7 @@ fn decode_exec(bytes: &[u8]) -> Option<KernelEvent> {
     let names = bytes.get(names_at..names_at + NAMES_LEN + NAME_MAX)?;
     let args_at = names_at + NAMES_LEN + NAME_MAX;
     let args = bytes.get(args_at..args_at + (aux as usize).min(ARGS_LEN))?;
-    let mut parts: Vec<String> = names
-        .get(..used)?
-        .split(|b| *b == 0)
-        .filter(|c| !c.is_empty())
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    parts.reverse();
-    let resolved = format!("/{}", parts.join("/"));
+    let resolved = join_components(names.get(..used)?);
     let script = flags & FLAG_SCRIPT != 0;
     let argv: Vec<String> = args
         .split(|b| *b == 0)
@@ -223,7 +224,7 @@ fn read_event(bytes: &[u8]) -> Option<Event> {
     let path_end = HEADER_LEN + aa_ebpf_common::PATH_LEN;
     e.path.copy_from_slice(bytes.get(HEADER_LEN..path_end)?);
     // Path events (open, unlink) end after the path; the others carry the data too.
-    let short = matches!(e.kind, KIND_OPEN | KIND_UNLINK);
+    let short = matches!(e.kind, KIND_OPEN | KIND_UNLINK | KIND_WRITE);
     if !short {
         e.data
             .copy_from_slice(bytes.get(path_end..path_end + aa_ebpf_common::DATA_LEN)?);
@@ -231,13 +232,56 @@ fn read_event(bytes: &[u8]) -> Option<Event> {
     Some(e)
 }
 
+/// The path of a path event: a relative one joined to the directory the kernel resolved
+/// ([`FLAG_DIR`]), else to what `/proc` still says of the process.
+fn path_of(bytes: &[u8], e: &Event) -> String {
+    let path = cstr(&e.path);
+    if e.flags & FLAG_DIR != 0 && !path.starts_with('/') {
+        let at = HEADER_LEN + PATH_LEN;
+        let used = (e.rule as usize).min(NAMES_LEN + NAME_MAX);
+        if let Some(names) = bytes.get(at..at + used) {
+            let dir = join_components(names);
+            return if dir == "/" {
+                format!("/{path}")
+            } else {
+                format!("{dir}/{path}")
+            };
+        }
+    }
+    resolve_at(e.pid, e.port as i32, path)
+}
+
+/// Components leaf first, NUL-separated, as the kernel walked them, to an absolute path.
+fn join_components(names: &[u8]) -> String {
+    let mut parts: Vec<String> = names
+        .split(|b| *b == 0)
+        .filter(|c| !c.is_empty())
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    parts.reverse();
+    format!("/{}", parts.join("/"))
+}
+
 /// A relative path joined to the process's working directory, when it is still readable.
 fn resolve(pid: u32, path: String) -> String {
+    resolve_at(pid, aa_ebpf_common::AT_FDCWD, path)
+}
+
+/// A relative path joined to the directory `dfd` of the process ([`AT_FDCWD`]: its working
+/// directory), when that is still readable.
+///
+/// [`AT_FDCWD`]: aa_ebpf_common::AT_FDCWD
+fn resolve_at(pid: u32, dfd: i32, path: String) -> String {
     if path.starts_with('/') || path.is_empty() {
         return path;
     }
-    match std::fs::read_link(format!("/proc/{pid}/cwd")) {
-        Ok(cwd) => cwd.join(&path).to_string_lossy().into_owned(),
+    let dir = if dfd == aa_ebpf_common::AT_FDCWD {
+        format!("/proc/{pid}/cwd")
+    } else {
+        format!("/proc/{pid}/fd/{dfd}")
+    };
+    match std::fs::read_link(dir) {
+        Ok(base) => base.join(&path).to_string_lossy().into_owned(),
         Err(_) => path,
     }
 }
@@ -273,6 +317,10 @@ impl Translator {
             Observed::Unlink { path } => Action::FileAccess {
                 path: path.clone(),
                 access: FileAccessMode::Unlink,
+            },
+            Observed::Write { path } => Action::FileAccess {
+                path: path.clone(),
+                access: FileAccessMode::Write,
             },
             Observed::Connect { ip, port } => Action::NetConnect {
                 addr: ip.to_string(),
@@ -367,6 +415,7 @@ fn mcp_call(body: &[u8], server: &str) -> Option<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aa_ebpf_common::KIND_WRITE;
 
     #[test]
     fn an_http_request_in_tls_plaintext_becomes_an_http_request() {
@@ -506,6 +555,26 @@ mod tests {
         );
         rec[0..4].copy_from_slice(&KIND_EXEC.to_ne_bytes());
         assert_eq!(decode(&rec), None, "an exec record must carry its argv");
+    }
+
+    #[test]
+    fn a_relative_path_is_joined_to_the_directory_the_kernel_resolved() {
+        let mut rec = vec![0u8; std::mem::size_of::<aa_ebpf_common::DirPathEvent>()];
+        rec[0..4].copy_from_slice(&KIND_WRITE.to_ne_bytes());
+        rec[4..8].copy_from_slice(&FLAG_DIR.to_ne_bytes());
+        rec[8..12].copy_from_slice(&u32::MAX.to_ne_bytes());
+        rec[24..28].copy_from_slice(&9u32.to_ne_bytes());
+        rec[28..32].copy_from_slice(&7u32.to_ne_bytes()); // dirfd 7
+        rec[HEADER_LEN..HEADER_LEN + 5].copy_from_slice(b"a/b.c");
+        let names = HEADER_LEN + PATH_LEN;
+        rec[names..names + 9].copy_from_slice(b"sub\0work\0");
+        let e = decode(&rec).unwrap();
+        assert_eq!(
+            e.observed,
+            Observed::Write {
+                path: "/work/sub/a/b.c".into()
+            }
+        );
     }
 
     #[test]

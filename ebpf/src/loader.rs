@@ -61,10 +61,28 @@ impl std::fmt::Debug for Probes {
     }
 }
 
-const TRACEPOINTS: [(&str, &str); 3] = [
-    ("aa_openat", "sys_enter_openat"),
-    ("aa_unlinkat", "sys_enter_unlinkat"),
-    ("aa_connect", "sys_enter_connect"),
+/// Syscall tracepoints: program and the `syscalls:sys_enter_*` events it is attached to (one
+/// program serves the syscalls whose arguments sit in the same slots).
+const TRACEPOINTS: [(&str, &[&str]); 13] = [
+    ("aa_open", &["sys_enter_open"]),
+    ("aa_openat", &["sys_enter_openat"]),
+    ("aa_openat2", &["sys_enter_openat2"]),
+    (
+        "aa_write_path",
+        &["sys_enter_creat", "sys_enter_truncate", "sys_enter_mkdir"],
+    ),
+    ("aa_mkdirat", &["sys_enter_mkdirat"]),
+    ("aa_unlink", &["sys_enter_unlink", "sys_enter_rmdir"]),
+    ("aa_unlinkat", &["sys_enter_unlinkat"]),
+    ("aa_rename", &["sys_enter_rename"]),
+    (
+        "aa_renameat",
+        &["sys_enter_renameat", "sys_enter_renameat2"],
+    ),
+    ("aa_link", &["sys_enter_link", "sys_enter_symlink"]),
+    ("aa_linkat", &["sys_enter_linkat"]),
+    ("aa_symlinkat", &["sys_enter_symlinkat"]),
+    ("aa_connect", &["sys_enter_connect"]),
 ];
 
 /// Why one program was not attached (the others keep running); reported in its status.
@@ -151,8 +169,8 @@ impl Probes {
             "raw_tracepoint sched:sched_process_exec".into(),
             result,
         ));
-        for (name, tp) in TRACEPOINTS {
-            let hook = format!("tracepoint syscalls:{tp}");
+        for (name, tps) in TRACEPOINTS {
+            let hook = format!("tracepoint syscalls:{}", tps.join("+"));
             let result = (|| -> Result<(), AttachError> {
                 let p: &mut TracePoint = bpf
                     .program_mut(name)
@@ -160,8 +178,10 @@ impl Probes {
                     .try_into()
                     .map_err(AttachError::WrongType)?;
                 p.load().map_err(refused("tracepoint programs"))?;
-                p.attach("syscalls", tp)
-                    .map_err(refused(format!("tracepoint {tp}")))?;
+                for tp in tps {
+                    p.attach("syscalls", tp)
+                        .map_err(refused(format!("tracepoint {tp}")))?;
+                }
                 Ok(())
             })();
             programs.push(status(name, hook, result));

@@ -155,3 +155,73 @@ def test_an_allowed_binary_started_through_fexecve_is_recorded_by_its_real_path(
                            "argv": ["echo", f"fexecve-{tag}"]}
     assert rec["decision"]["effect"] == "allow"
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: every syscall that creates, writes, truncates, renames, links or deletes, by its raw
+# number (libc would pick the *at variant), recorded as file_access with the right access.
+
+SYSCALLS = {"open": 2, "creat": 85, "openat": 257, "openat2": 437, "rename": 82, "renameat": 264,
+            "renameat2": 316, "link": 86, "linkat": 265, "symlink": 88, "symlinkat": 266,
+            "truncate": 76, "unlink": 87, "unlinkat": 263, "rmdir": 84, "mkdir": 83, "mkdirat": 258}
+AT_FDCWD = -100
+
+# name -> (python body using sc(name, *args) and D (a directory, cwd); expected records as
+# (path relative to D, access)). Relative names and dirfds are resolved by the layer.
+FILE_WAYS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "openat (control: the ordinary way)": ("os.close(os.open('ctl', os.O_WRONLY | os.O_CREAT))",
+                                           [("ctl", "write")]),
+    "open": ("os.close(sc('open', b'a', os.O_WRONLY | os.O_CREAT, 0o644))", [("a", "write")]),
+    "open read-only": ("open('r', 'w').close(); os.close(sc('open', b'r', os.O_RDONLY, 0))", [("r", "read")]),
+    "creat": ("os.close(sc('creat', b'c', 0o644))", [("c", "write")]),
+    "openat with a dirfd": ("os.close(sc('openat', DFD, b'at', os.O_WRONLY | os.O_CREAT, 0o644))",
+                            [("sub/at", "write")]),
+    "openat2": ("how = (ctypes.c_uint64 * 3)(os.O_WRONLY | os.O_CREAT, 0o644, 0)\n"
+                "os.close(sc('openat2', AT_FDCWD, b'o2', ctypes.byref(how), 24))", [("o2", "write")]),
+    "rename": ("open('r1', 'w').close(); sc('rename', b'r1', b'r2')", [("r1", "unlink"), ("r2", "write")]),
+    "renameat": ("open('sub/r1', 'w').close(); sc('renameat', DFD, b'r1', AT_FDCWD, b'r3')",
+                 [("sub/r1", "unlink"), ("r3", "write")]),
+    "renameat2": ("open('r4', 'w').close(); sc('renameat2', AT_FDCWD, b'r4', DFD, b'r5', 0)",
+                  [("r4", "unlink"), ("sub/r5", "write")]),
+    "link": ("open('l1', 'w').close(); sc('link', b'l1', b'l2')", [("l2", "write")]),
+    "linkat": ("open('l3', 'w').close(); sc('linkat', AT_FDCWD, b'l3', DFD, b'l4', 0)", [("sub/l4", "write")]),
+    "symlink": ("sc('symlink', b'/etc/hostname', b's1')", [("s1", "write")]),
+    "symlinkat": ("sc('symlinkat', b'/etc/hostname', DFD, b's2')", [("sub/s2", "write")]),
+    "truncate": ("open('t', 'w').close(); sc('truncate', b't', 0)", [("t", "write")]),
+    "unlink": ("open('u', 'w').close(); sc('unlink', b'u')", [("u", "unlink")]),
+    "unlinkat": ("open('sub/u2', 'w').close(); sc('unlinkat', DFD, b'u2', 0)", [("sub/u2", "unlink")]),
+    "rmdir": ("os.mkdir('dd'); sc('rmdir', b'dd')", [("dd", "unlink")]),
+    "mkdir": ("sc('mkdir', b'm1', 0o755)", [("m1", "write")]),
+    "mkdirat": ("sc('mkdirat', DFD, b'm2', 0o755)", [("sub/m2", "write")]),
+}
+
+
+def file_script(body: str) -> str:
+    return textwrap.dedent(f"""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        SYSCALLS = {SYSCALLS!r}
+        AT_FDCWD = {AT_FDCWD}
+        def sc(name, *args):
+            r = libc.syscall(SYSCALLS[name], *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
+            if r < 0:
+                raise OSError(ctypes.get_errno(), name)
+            return r
+        os.mkdir('sub')
+        DFD = os.open('sub', os.O_RDONLY | os.O_DIRECTORY)
+    """) + body + "\nprint('ok')\n"
+
+
+@pytest.mark.parametrize("way", list(FILE_WAYS))
+def test_every_file_changing_syscall_is_recorded_with_its_access(
+        attached: Attached, gateway: Gateway, tmp_path: Path, way: str) -> None:
+    body, expected = FILE_WAYS[way]
+    d = tmp_path / f"files-{uuid.uuid4().hex[:8]}"
+    d.mkdir()
+    r = attached.run(sys.executable, "-c", file_script(body), cwd=str(d))
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (way, r)
+    for rel, access in expected:
+        want = {"kind": "file_access", "path": str(d / rel), "access": access}
+        wait_for(gateway, lambda r: action(r) == want)
+

@@ -136,6 +136,18 @@ pub struct Offsets {
     pub mm_arg_start: u64,
     /// `mm_struct.arg_end`.
     pub mm_arg_end: u64,
+    /// `task_struct.fs`.
+    pub task_fs: u64,
+    /// `fs_struct.pwd`.
+    pub fs_pwd: u64,
+    /// `task_struct.files`.
+    pub task_files: u64,
+    /// `files_struct.fdt`.
+    pub files_fdt: u64,
+    /// `fdtable.fd`.
+    pub fdt_fd: u64,
+    /// `fdtable.max_fds`.
+    pub fdt_max_fds: u64,
     /// Non-zero once the loader filled the table in.
     pub ready: u64,
 }
@@ -181,7 +193,7 @@ pub struct PathEvent {
     pub aux: u32,
     /// cgroup v2 id of the acting task.
     pub cgroup_id: u64,
-    /// Unused (0).
+    /// Bytes of [`DirPathEvent::names`] used, with [`FLAG_DIR`] (else 0).
     pub rule: u32,
     /// The directory fd a relative path is resolved against ([`AT_FDCWD`] as `u32`).
     pub port: u32,
@@ -190,6 +202,21 @@ pub struct PathEvent {
     /// NUL-terminated path.
     pub path: [u8; PATH_LEN],
 }
+
+/// A [`PathEvent`] whose path is relative, with the directory it is relative to (the working
+/// directory or the dirfd) resolved in the kernel: its components leaf first in `names`,
+/// NUL-separated, `head.rule` bytes of them ([`FLAG_DIR`]).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DirPathEvent {
+    /// The path event.
+    pub head: PathEvent,
+    /// The directory's components, leaf first.
+    pub names: [u8; NAMES_LEN + NAME_MAX],
+}
+
+/// A path event carries the directory of its relative path ([`DirPathEvent`]).
+pub const FLAG_DIR: u32 = 16;
 
 /// Bytes before `path` in both [`Event`] and [`PathEvent`].
 pub const HEADER_LEN: usize = 48;

@@ -9,10 +9,11 @@
 #![no_main]
 
 use aa_ebpf_common::{
-    ConnectKey, ConnectRule, Event, ExecEvent, FileKey, Offsets, PathEvent, PathKey, ARGS_LEN,
-    DATA_LEN, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC,
-    KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK, NAMES_LEN, NAME_DEPTH, NAME_MAX,
-    PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST, STAT_REFUSED, VERDICT_DENY,
+    ConnectKey, ConnectRule, DirPathEvent, Event, ExecEvent, FileKey, Offsets, PathEvent, PathKey,
+    ARGS_LEN, AT_FDCWD, DATA_LEN, FLAG_DIR, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED,
+    KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK, KIND_WRITE,
+    NAMES_LEN, NAME_DEPTH, NAME_MAX, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST,
+    STAT_REFUSED, VERDICT_DENY,
 };
 use aya_ebpf::helpers::generated::{self as gen, bpf_get_current_cgroup_id, bpf_send_signal};
 use aya_ebpf::helpers::{
@@ -223,19 +224,33 @@ fn on_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// The running file's path, walked up through `d_parent` and across mounts to the root of the
-/// mount tree: components leaf first into `names`, NUL-separated; `port` gets the bytes used.
-/// The offset lives in the event (map memory), not in a register: the verifier then sees the
-/// same state at every iteration whichever branch was taken, and prunes instead of exploring
-/// 2^depth paths.
+/// The running file's path: see [`walk`].
 #[inline(always)]
 fn walk_names(e: &mut ExecEvent, o: &Offsets, file: u64) -> Result<(), i64> {
-    let mut dentry: u64 = kread(file, o.file_path + o.path_dentry)?;
-    let mut vfsmnt: u64 = kread(file, o.file_path + o.path_mnt)?;
-    let mut mnt = vfsmnt.wrapping_sub(o.mount_mnt);
+    let dentry: u64 = kread(file, o.file_path + o.path_dentry)?;
+    let vfsmnt: u64 = kread(file, o.file_path + o.path_mnt)?;
     let names = e.names.as_mut_ptr();
-    let used = &mut e.port as *mut u32;
-    // SAFETY: a field of the event.
+    let (used, flags) = (&mut e.port as *mut u32, &mut e.flags as *mut u32);
+    walk(o, dentry, vfsmnt, names, used, flags)
+}
+
+/// A path (`dentry` on `vfsmnt`) walked up through `d_parent` and across mounts to the root
+/// of the mount tree: components leaf first into `names` (`NAMES_LEN + NAME_MAX` bytes),
+/// NUL-separated; `used` gets the bytes used, `flags` [`FLAG_TRUNCATED`] when cut.
+/// The offset lives in the event (map or ring memory), not in a register: the verifier then
+/// sees the same state at every iteration whichever branch was taken, and prunes instead of
+/// exploring 2^depth paths.
+#[inline(always)]
+fn walk(
+    o: &Offsets,
+    mut dentry: u64,
+    mut vfsmnt: u64,
+    names: *mut u8,
+    used: *mut u32,
+    flags: *mut u32,
+) -> Result<(), i64> {
+    let mut mnt = vfsmnt.wrapping_sub(o.mount_mnt);
+    // SAFETY (all accesses to `used` and `flags`): fields of the caller's event.
     unsafe { core::ptr::write_volatile(used, 0) };
     let mut done = false;
     for _ in 0..NAME_DEPTH {
@@ -257,7 +272,6 @@ fn walk_names(e: &mut ExecEvent, o: &Offsets, file: u64) -> Result<(), i64> {
             break;
         }
         let name: u64 = kread(dentry, o.dentry_name)?;
-        // SAFETY: a field of the event.
         let at = unsafe { core::ptr::read_volatile(used) } as usize;
         if at >= NAMES_LEN {
             break;
@@ -276,54 +290,184 @@ fn walk_names(e: &mut ExecEvent, o: &Offsets, file: u64) -> Result<(), i64> {
             return Err(1);
         }
         if n as usize >= NAME_MAX {
-            e.flags |= FLAG_TRUNCATED;
+            unsafe { *flags |= FLAG_TRUNCATED };
         }
-        // SAFETY: a field of the event.
         unsafe { core::ptr::write_volatile(used, (off + n as usize) as u32) };
         dentry = parent;
     }
     if !done {
-        e.flags |= FLAG_TRUNCATED;
+        unsafe { *flags |= FLAG_TRUNCATED };
     }
     Ok(())
 }
 
-#[tracepoint]
-pub fn aa_openat(ctx: TracePointContext) -> u32 {
-    if in_scope() {
-        let _ = on_path(&ctx, KIND_OPEN, ARG0 + 8, ARG0 + 16);
+/// The directory a relative path of the current task is resolved against: its working
+/// directory ([`AT_FDCWD`]) or the file open as `dfd`: `(dentry, vfsmount)`.
+#[inline(always)]
+fn base_dir(o: &Offsets, dfd: i32) -> Result<(u64, u64), i64> {
+    // SAFETY: a helper without arguments.
+    let task = unsafe { gen::bpf_get_current_task() };
+    if dfd == AT_FDCWD {
+        let fs: u64 = kread(task, o.task_fs)?;
+        return Ok((
+            kread(fs, o.fs_pwd + o.path_dentry)?,
+            kread(fs, o.fs_pwd + o.path_mnt)?,
+        ));
     }
-    0
+    let files: u64 = kread(task, o.task_files)?;
+    let fdt: u64 = kread(files, o.files_fdt)?;
+    let max: u32 = kread(fdt, o.fdt_max_fds)?;
+    if dfd < 0 || dfd as u32 >= max {
+        return Err(1);
+    }
+    let fds: u64 = kread(fdt, o.fdt_fd)?;
+    let file: u64 = kread(fds, 8 * dfd as u64)?;
+    if file == 0 {
+        return Err(1);
+    }
+    Ok((
+        kread(file, o.file_path + o.path_dentry)?,
+        kread(file, o.file_path + o.path_mnt)?,
+    ))
 }
 
-#[tracepoint]
-pub fn aa_unlinkat(ctx: TracePointContext) -> u32 {
-    if in_scope() {
-        let _ = on_path(&ctx, KIND_UNLINK, ARG0 + 8, ARG0 + 16);
-    }
-    0
+/// Argument `i` of a `syscalls:sys_enter_*` record.
+#[inline(always)]
+fn sys_arg<T>(ctx: &TracePointContext, i: usize) -> Result<T, i64> {
+    // SAFETY: every `sys_enter_*` record holds its arguments as 8-byte slots from `ARG0`.
+    unsafe { ctx.read_at(ARG0 + 8 * i) }.map_err(i64::from)
 }
 
-/// `openat(dfd, path, flags, …)` and `unlinkat(dfd, path, flags)`: a [`PathEvent`] reserved in
-/// the ring buffer and filled in place (the most frequent event; no scratch copy).
-fn on_path(ctx: &TracePointContext, kind: u32, path_at: usize, flags_at: usize) -> Result<(), i64> {
-    // SAFETY: offsets of `filename`/`pathname` and `flags` in the syscall record.
-    let path: *const u8 = unsafe { ctx.read_at(path_at) }?;
-    let flags: u64 = unsafe { ctx.read_at(flags_at) }?;
-    let Some(mut entry) = EVENTS.reserve::<PathEvent>(0) else {
+/// The dirfd argument `i` (an `int` in an 8-byte slot).
+#[inline(always)]
+fn sys_dfd(ctx: &TracePointContext, i: usize) -> Result<i32, i64> {
+    Ok(sys_arg::<u64>(ctx, i)? as i32)
+}
+
+macro_rules! path_program {
+    ($(#[$doc:meta])* $name:ident, |$ctx:ident| $body:expr) => {
+        $(#[$doc])*
+        #[tracepoint]
+        pub fn $name($ctx: TracePointContext) -> u32 {
+            if in_scope() {
+                let _ = (|| -> Result<(), i64> { $body })();
+            }
+            0
+        }
+    };
+}
+
+path_program!(
+    /// `open(path, flags, mode)`.
+    aa_open, |ctx| path_event(KIND_OPEN, sys_arg(&ctx, 0)?, AT_FDCWD, sys_arg::<u64>(&ctx, 1)? as u32)
+);
+path_program!(
+    /// `openat(dfd, path, flags, mode)`.
+    aa_openat, |ctx| path_event(KIND_OPEN, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, sys_arg::<u64>(&ctx, 2)? as u32)
+);
+path_program!(
+    /// `openat2(dfd, path, how, size)`: the flags are the first field of `struct open_how`.
+    aa_openat2, |ctx| {
+        let how: *const u64 = sys_arg(&ctx, 2)?;
+        // SAFETY: the helper checks the user address.
+        let flags = unsafe { bpf_probe_read_user(how) }.unwrap_or(0);
+        path_event(KIND_OPEN, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, flags as u32)
+    }
+);
+path_program!(
+    /// `creat(path, mode)`, `truncate(path, len)`, `mkdir(path, mode)`: the name is written.
+    aa_write_path, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 0)?, AT_FDCWD, 0)
+);
+path_program!(
+    /// `mkdirat(dfd, path, mode)`.
+    aa_mkdirat, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, 0)
+);
+path_program!(
+    /// `unlink(path)`, `rmdir(path)`.
+    aa_unlink, |ctx| path_event(KIND_UNLINK, sys_arg(&ctx, 0)?, AT_FDCWD, 0)
+);
+path_program!(
+    /// `unlinkat(dfd, path, flags)`.
+    aa_unlinkat, |ctx| path_event(KIND_UNLINK, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, 0)
+);
+path_program!(
+    /// `rename(old, new)`: the old name goes away, the new one is written.
+    aa_rename, |ctx| {
+        path_event(KIND_UNLINK, sys_arg(&ctx, 0)?, AT_FDCWD, 0)?;
+        path_event(KIND_WRITE, sys_arg(&ctx, 1)?, AT_FDCWD, 0)
+    }
+);
+path_program!(
+    /// `renameat(olddfd, old, newdfd, new)` and `renameat2(…, flags)`.
+    aa_renameat, |ctx| {
+        path_event(KIND_UNLINK, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, 0)?;
+        path_event(KIND_WRITE, sys_arg(&ctx, 3)?, sys_dfd(&ctx, 2)?, 0)
+    }
+);
+path_program!(
+    /// `link(old, new)`, `symlink(target, new)`: the new name is written.
+    aa_link, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 1)?, AT_FDCWD, 0)
+);
+path_program!(
+    /// `linkat(olddfd, old, newdfd, new, flags)`.
+    aa_linkat, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 3)?, sys_dfd(&ctx, 2)?, 0)
+);
+path_program!(
+    /// `symlinkat(target, newdfd, new)`.
+    aa_symlinkat, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 2)?, sys_dfd(&ctx, 1)?, 0)
+);
+
+/// A [`PathEvent`] reserved in the ring buffer and filled in place (the most frequent event; no
+/// scratch copy): `kind`, the user path, the dirfd it is relative to, the open flags. A
+/// relative path is sent as a [`DirPathEvent`] with its directory resolved here, while the
+/// task is still there to ask.
+#[inline(always)]
+fn path_event(kind: u32, path: *const u8, dfd: i32, flags: u32) -> Result<(), i64> {
+    // SAFETY: the helper checks the user address.
+    let first: u8 = unsafe { bpf_probe_read_user(path) }.unwrap_or(b'/');
+    if first == b'/' {
+        let Some(mut entry) = EVENTS.reserve::<PathEvent>(0) else {
+            count(STAT_LOST);
+            return Ok(());
+        };
+        // SAFETY: the reserved record is ours until submitted; every field is written.
+        fill_path(unsafe { &mut *entry.as_mut_ptr() }, kind, path, dfd, flags);
+        entry.submit(wakeup_flags());
+        count(STAT_EVENTS);
+        return Ok(());
+    }
+    let Some(mut entry) = EVENTS.reserve::<DirPathEvent>(0) else {
         count(STAT_LOST);
         return Ok(());
     };
-    // SAFETY: the reserved record is ours until submitted; every field is written below.
+    // SAFETY: the reserved record is ours until submitted; every field is written.
     let e = unsafe { &mut *entry.as_mut_ptr() };
+    fill_path(&mut e.head, kind, path, dfd, flags);
+    let dir = match OFFSETS.get(0) {
+        Some(o) if o.ready != 0 => base_dir(o, dfd).ok().map(|(d, m)| (o, d, m)),
+        _ => None,
+    };
+    if let Some((o, dentry, vfsmnt)) = dir {
+        let (used, fl) = (&mut e.head.rule as *mut u32, &mut e.head.flags as *mut u32);
+        if walk(o, dentry, vfsmnt, e.names.as_mut_ptr(), used, fl).is_ok() {
+            e.head.flags |= FLAG_DIR;
+        }
+    }
+    entry.submit(wakeup_flags());
+    count(STAT_EVENTS);
+    Ok(())
+}
+
+#[inline(always)]
+fn fill_path(e: &mut PathEvent, kind: u32, path: *const u8, dfd: i32, flags: u32) {
     e.kind = kind;
     e.flags = 0;
     e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    e.aux = flags as u32;
+    e.aux = flags;
     // SAFETY: a helper without arguments.
     e.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     e.rule = 0;
-    e.port = 0;
+    e.port = dfd as u32;
     e.addr = [0; 16];
     // SAFETY: the helper checks the user address.
     match unsafe { bpf_probe_read_user_str_bytes(path, &mut e.path) } {
@@ -331,9 +475,6 @@ fn on_path(ctx: &TracePointContext, kind: u32, path_at: usize, flags_at: usize) 
         Ok(_) => {}
         Err(_) => e.path[0] = 0,
     }
-    entry.submit(wakeup_flags());
-    count(STAT_EVENTS);
-    Ok(())
 }
 
 #[tracepoint]
