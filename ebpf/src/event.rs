@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use aa_core::{Action, FileAccessMode, NetProto};
 use aa_ebpf_common::{
-    ARGS_LEN, Event, ExecEvent, FLAG_DIR, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED,
-    FileKey, HEADER_LEN, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE,
+    ARGS_LEN, Event, ExecEvent, FLAG_DIR, FLAG_ENFORCED, FLAG_SCRIPT, FLAG_TRUNCATED, FileKey,
+    HEADER_LEN, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_SEND, KIND_TLS_READ, KIND_TLS_WRITE,
     KIND_UNLINK, KIND_WRITE, NAME_MAX, NAMES_LEN, PATH_LEN,
 };
 
@@ -51,12 +51,15 @@ pub enum Observed {
         /// Path.
         path: String,
     },
-    /// `connect` to an IPv4 or IPv6 address.
+    /// A connect, or a datagram sent to an address, to an IPv4 or IPv6 destination (an
+    /// IPv4-mapped IPv6 address is the IPv4 address).
     Connect {
         /// Destination.
         ip: IpAddr,
         /// Destination port.
         port: u16,
+        /// The socket's protocol.
+        proto: NetProto,
     },
     /// TLS plaintext written (`SSL_write`).
     TlsWrite {
@@ -112,16 +115,18 @@ pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
         KIND_WRITE => Observed::Write {
             path: path_of(bytes, &e),
         },
-        KIND_CONNECT => {
+        KIND_CONNECT | KIND_SEND => {
+            const SOCK_DGRAM: u32 = 2;
             let v6 = Ipv6Addr::from(e.addr);
-            let ip = if flags & FLAG_IPV6 == 0 {
-                v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
-            } else {
-                IpAddr::V6(v6)
-            };
+            let ip = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
             Observed::Connect {
                 ip,
                 port: u16::try_from(e.port).unwrap_or(0),
+                proto: if e.aux == SOCK_DGRAM {
+                    NetProto::Udp
+                } else {
+                    NetProto::Tcp
+                },
             }
         }
         KIND_TLS_WRITE | KIND_TLS_READ => {
@@ -322,10 +327,10 @@ impl Translator {
                 path: path.clone(),
                 access: FileAccessMode::Write,
             },
-            Observed::Connect { ip, port } => Action::NetConnect {
+            Observed::Connect { ip, port, proto } => Action::NetConnect {
                 addr: ip.to_string(),
                 port: *port,
-                proto: NetProto::Tcp,
+                proto: *proto,
             },
             Observed::TlsWrite { data, .. } => return self.tls_write(event.pid, data),
             Observed::TlsRead { .. } => return None,
@@ -555,6 +560,25 @@ mod tests {
         );
         rec[0..4].copy_from_slice(&KIND_EXEC.to_ne_bytes());
         assert_eq!(decode(&rec), None, "an exec record must carry its argv");
+    }
+
+    #[test]
+    fn a_send_to_an_ipv4_mapped_address_is_udp_to_the_ipv4_address() {
+        let mut rec = vec![0u8; std::mem::size_of::<Event>()];
+        rec[0..4].copy_from_slice(&aa_ebpf_common::KIND_SEND.to_ne_bytes());
+        rec[4..8].copy_from_slice(&aa_ebpf_common::FLAG_IPV6.to_ne_bytes());
+        rec[12..16].copy_from_slice(&2u32.to_ne_bytes()); // SOCK_DGRAM
+        rec[28..32].copy_from_slice(&53u32.to_ne_bytes());
+        rec[32 + 10..HEADER_LEN].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 1]);
+        let mut t = Translator::default();
+        assert_eq!(
+            t.action(&decode(&rec).unwrap()),
+            Some(Action::NetConnect {
+                addr: "10.0.0.1".into(),
+                port: 53,
+                proto: NetProto::Udp
+            })
+        );
     }
 
     #[test]

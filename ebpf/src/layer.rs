@@ -320,7 +320,9 @@ fn handle(
 fn annotate(decision: &mut Decision, event: &KernelEvent, compiled: &Compiled) {
     let what = match event.observed {
         Observed::Exec { .. } => "exec killed in the kernel (bpf_send_signal SIGKILL)",
-        Observed::Connect { .. } => "connect refused in the kernel (cgroup/connect, EPERM)",
+        Observed::Connect { .. } => {
+            "connect or send refused in the kernel (cgroup/connect|sendmsg, EPERM)"
+        }
         _ => "stopped in the kernel",
     };
     if event.enforced {

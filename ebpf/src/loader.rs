@@ -63,7 +63,7 @@ impl std::fmt::Debug for Probes {
 
 /// Syscall tracepoints: program and the `syscalls:sys_enter_*` events it is attached to (one
 /// program serves the syscalls whose arguments sit in the same slots).
-const TRACEPOINTS: [(&str, &[&str]); 13] = [
+const TRACEPOINTS: [(&str, &[&str]); 12] = [
     ("aa_open", &["sys_enter_open"]),
     ("aa_openat", &["sys_enter_openat"]),
     ("aa_openat2", &["sys_enter_openat2"]),
@@ -82,7 +82,6 @@ const TRACEPOINTS: [(&str, &[&str]); 13] = [
     ("aa_link", &["sys_enter_link", "sys_enter_symlink"]),
     ("aa_linkat", &["sys_enter_linkat"]),
     ("aa_symlinkat", &["sys_enter_symlinkat"]),
-    ("aa_connect", &["sys_enter_connect"]),
 ];
 
 /// Why one program was not attached (the others keep running); reported in its status.
@@ -186,7 +185,14 @@ impl Probes {
             })();
             programs.push(status(name, hook, result));
         }
-        for (name, attach) in [("aa_connect4", "connect4"), ("aa_connect6", "connect6")] {
+        // Connects and addressed sends (UDP sendto/sendmsg), decided, enforced and recorded
+        // with the socket's protocol by the cgroup programs.
+        for (name, attach) in [
+            ("aa_connect4", "connect4"),
+            ("aa_connect6", "connect6"),
+            ("aa_sendmsg4", "sendmsg4"),
+            ("aa_sendmsg6", "sendmsg6"),
+        ] {
             let hook = format!("cgroup/{attach} {}", cgroup.display());
             let result = (|| -> Result<(), AttachError> {
                 let file = File::open(cgroup).map_err(|source| AttachError::Cgroup {

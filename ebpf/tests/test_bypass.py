@@ -225,3 +225,92 @@ def test_every_file_changing_syscall_is_recorded_with_its_access(
         want = {"kind": "file_access", "path": str(d / rel), "access": access}
         wait_for(gateway, lambda r: action(r) == want)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# UDP: a datagram sent with sendto (no connect) is decided and enforced like a connect.
+
+class UdpSink:
+    """A UDP socket on loopback counting datagrams, bound to `port` (or any)."""
+
+    def __init__(self, port: int = 0) -> None:
+        import socket
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+
+    def drain(self) -> list[bytes]:
+        out = []
+        while True:
+            try:
+                out.append(self.sock.recv(2048))
+            except OSError:
+                return out
+
+
+UDP_PROBE = textwrap.dedent("""
+    import socket, sys
+    family, host, port, payload = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()
+    s = socket.socket(socket.AF_INET6 if family == "6" else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.sendto(payload, (host, port))
+        print("sent")
+    except OSError as e:
+        print("errno", e.errno)
+""")
+
+
+@pytest.mark.parametrize("family,host", [("4", "127.0.0.1"), ("6", "::ffff:127.0.0.1")],
+                         ids=["ipv4", "ipv4-mapped-ipv6"])
+def test_a_forbidden_udp_send_gets_eperm_and_is_recorded_as_udp(
+        attached: Attached, gateway: Gateway, forbidden_port, family: str, host: str) -> None:
+    import errno
+    sink = UdpSink(forbidden_port.port)
+    allowed = UdpSink()
+    try:
+        tag = uuid.uuid4().hex[:8]
+        r = attached.run(sys.executable, "-c", UDP_PROBE, family, host, str(forbidden_port.port), f"in-{tag}")
+        assert r.stdout.strip() == f"errno {errno.EPERM}", r
+        # The control: the same send to an allowed port goes out and is recorded.
+        ok = attached.run(sys.executable, "-c", UDP_PROBE, family, host, str(allowed.port), f"ok-{tag}")
+        assert ok.stdout.strip() == "sent", ok
+        assert f"ok-{tag}".encode() in allowed.drain()
+        # And outside the cgroup the forbidden send goes out (the test can fail).
+        out = subprocess.run([sys.executable, "-c", UDP_PROBE, family, host, str(forbidden_port.port),
+                              f"out-{tag}"], capture_output=True, text=True)
+        assert out.stdout.strip() == "sent", out
+        got = sink.drain()
+        assert f"out-{tag}".encode() in got and f"in-{tag}".encode() not in got, got
+
+        rec = wait_for(gateway, lambda r: action(r) == {"kind": "net_connect", "addr": "127.0.0.1",
+                                                        "port": forbidden_port.port, "proto": "udp"})
+        assert rec["decision"]["effect"] == "deny" and rec["decision"]["policy_ids"] == ["no-forbidden-port"]
+        assert "refused in the kernel" in rec["decision"]["message"]
+        ok_rec = wait_for(gateway, lambda r: action(r) == {"kind": "net_connect", "addr": "127.0.0.1",
+                                                           "port": allowed.port, "proto": "udp"})
+        assert ok_rec["decision"]["effect"] == "allow"
+    finally:
+        sink.sock.close()
+        allowed.sock.close()
+
+
+def test_a_udp_connect_is_recorded_as_udp_and_a_tcp_connect_as_tcp(
+        attached: Attached, gateway: Gateway, allowed_port) -> None:
+    sink = UdpSink()
+    try:
+        script = textwrap.dedent(f"""
+            import socket
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.connect(("127.0.0.1", {sink.port}))
+            u.send(b"x")
+            socket.create_connection(("127.0.0.1", {allowed_port.port})).close()
+        """)
+        r = attached.run(sys.executable, "-c", script)
+        assert r.returncode == 0, r
+        wait_for(gateway, lambda r: action(r) == {"kind": "net_connect", "addr": "127.0.0.1",
+                                                  "port": sink.port, "proto": "udp"})
+        wait_for(gateway, lambda r: action(r) == {"kind": "net_connect", "addr": "127.0.0.1",
+                                                  "port": allowed_port.port, "proto": "tcp"})
+    finally:
+        sink.sock.close()

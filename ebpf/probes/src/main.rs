@@ -11,9 +11,9 @@
 use aa_ebpf_common::{
     ConnectKey, ConnectRule, DirPathEvent, Event, ExecEvent, FileKey, Offsets, PathEvent, PathKey,
     ARGS_LEN, AT_FDCWD, DATA_LEN, FLAG_DIR, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED,
-    KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK, KIND_WRITE,
-    NAMES_LEN, NAME_DEPTH, NAME_MAX, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST,
-    STAT_REFUSED, VERDICT_DENY,
+    KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_SEND, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
+    KIND_WRITE, NAMES_LEN, NAME_DEPTH, NAME_MAX, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED,
+    STAT_LOST, STAT_REFUSED, VERDICT_DENY,
 };
 use aya_ebpf::helpers::generated::{self as gen, bpf_get_current_cgroup_id, bpf_send_signal};
 use aya_ebpf::helpers::{
@@ -477,47 +477,6 @@ fn fill_path(e: &mut PathEvent, kind: u32, path: *const u8, dfd: i32, flags: u32
     }
 }
 
-#[tracepoint]
-pub fn aa_connect(ctx: TracePointContext) -> u32 {
-    if in_scope() {
-        let _ = on_connect(&ctx);
-    }
-    0
-}
-
-fn on_connect(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: offset of `uservaddr` in `sys_enter_connect`.
-    let sa: *const u8 = unsafe { ctx.read_at(ARG0 + 8) }?;
-    // SAFETY: the helper checks the user address.
-    let family: u16 = unsafe { bpf_probe_read_user(sa as *const u16) }?;
-    if family != AF_INET && family != AF_INET6 {
-        return Ok(());
-    }
-    let e = begin(KIND_CONNECT).ok_or(1i64)?;
-    // SAFETY: `sin_port` / `sin6_port` follow the family in both layouts.
-    let port: u16 = unsafe { bpf_probe_read_user(sa.add(2) as *const u16) }?;
-    e.port = u16::from_be(port) as u32;
-    let addr = if family == AF_INET {
-        // SAFETY: `sin_addr` at offset 4.
-        let v4: [u8; 4] = unsafe { bpf_probe_read_user(sa.add(4) as *const [u8; 4]) }?;
-        mapped(v4)
-    } else {
-        e.flags |= FLAG_IPV6;
-        // SAFETY: `sin6_addr` at offset 8.
-        unsafe { bpf_probe_read_user(sa.add(8) as *const [u8; 16]) }?
-    };
-    e.addr = addr;
-    if let Some(rule) = verdict(&addr, e.port) {
-        if rule.verdict == VERDICT_DENY {
-            // The cgroup/connect program (same map, same lookup) refuses it.
-            e.flags |= FLAG_ENFORCED;
-            e.rule = rule.rule;
-        }
-    }
-    emit(e);
-    Ok(())
-}
-
 #[inline(always)]
 fn mapped(v4: [u8; 4]) -> [u8; 16] {
     [
@@ -526,49 +485,72 @@ fn mapped(v4: [u8; 4]) -> [u8; 16] {
 }
 
 /// The first rule that matches: exact address and port, the address on any port, the port on
-/// any address, then any address and any port.
+/// any address, then any address and any port; verdict 0 when none does. (A plain value, not an
+/// `Option`: LLVM leaves the payload register of `None` undefined and the verifier refuses to
+/// read it.)
 #[inline(always)]
-fn verdict(addr: &[u8; 16], port: u32) -> Option<ConnectRule> {
+fn verdict(addr: &[u8; 16], port: u32) -> ConnectRule {
     let mut key = ConnectKey { addr: *addr, port };
     // SAFETY (all four lookups): the value is copied out immediately.
     if let Some(r) = unsafe { CONNECT_RULES.get(&key) } {
-        return Some(*r);
+        return *r;
     }
     key.port = 0;
     if let Some(r) = unsafe { CONNECT_RULES.get(&key) } {
-        return Some(*r);
+        return *r;
     }
     key.addr = [0; 16];
     key.port = port;
     if let Some(r) = unsafe { CONNECT_RULES.get(&key) } {
-        return Some(*r);
+        return *r;
     }
     key.port = 0;
-    unsafe { CONNECT_RULES.get(&key) }.copied()
+    match unsafe { CONNECT_RULES.get(&key) } {
+        Some(r) => *r,
+        None => ConnectRule {
+            verdict: 0,
+            rule: 0,
+        },
+    }
+}
+
+/// Decides a connect (`KIND_CONNECT`) or an addressed send (`KIND_SEND`) seen by a cgroup
+/// program, records it with the socket type (the real protocol) and returns the verdict
+/// (0 = refused with `EPERM`). IPv4-mapped IPv6 addresses are keyed, decided and recorded as the
+/// IPv4 address they are.
+#[inline(always)]
+fn sock_addr(ctx: &SockAddrContext, kind: u32, addr: [u8; 16], v6: bool) -> i32 {
+    // SAFETY: the context of a cgroup/connect|sendmsg program.
+    let (port, sock_type) = unsafe { ((*ctx.sock_addr).user_port, (*ctx.sock_addr).type_) };
+    let port = u16::from_be(port as u16) as u32;
+    let rule = verdict(&addr, port);
+    let denied = rule.verdict == VERDICT_DENY;
+    if let Some(e) = begin(kind) {
+        e.port = port;
+        e.addr = addr;
+        e.aux = sock_type;
+        let is_mapped = addr[..10] == [0u8; 10] && addr[10] == 0xff && addr[11] == 0xff;
+        if v6 && !is_mapped {
+            e.flags |= FLAG_IPV6;
+        }
+        if denied {
+            e.flags |= FLAG_ENFORCED;
+            e.rule = rule.rule;
+        }
+        emit(e);
+    }
+    if denied {
+        count(STAT_REFUSED);
+        0
+    } else {
+        1
+    }
 }
 
 #[inline(always)]
-fn allow_connect(addr: &[u8; 16], port: u32) -> i32 {
-    match verdict(addr, port) {
-        Some(r) if r.verdict == VERDICT_DENY => {
-            count(STAT_REFUSED);
-            0
-        }
-        _ => 1,
-    }
-}
-
-#[cgroup_sock_addr(connect4)]
-pub fn aa_connect4(ctx: SockAddrContext) -> i32 {
-    // SAFETY: the context of a cgroup/connect4 program.
-    let (ip, port) = unsafe { ((*ctx.sock_addr).user_ip4, (*ctx.sock_addr).user_port) };
-    allow_connect(&mapped(ip.to_ne_bytes()), u16::from_be(port as u16) as u32)
-}
-
-#[cgroup_sock_addr(connect6)]
-pub fn aa_connect6(ctx: SockAddrContext) -> i32 {
-    // SAFETY: the context of a cgroup/connect6 program.
-    let (ip, port) = unsafe { ((*ctx.sock_addr).user_ip6, (*ctx.sock_addr).user_port) };
+fn ip6(ctx: &SockAddrContext) -> [u8; 16] {
+    // SAFETY: the context of a cgroup/*6 program.
+    let ip = unsafe { (*ctx.sock_addr).user_ip6 };
     let mut addr = [0u8; 16];
     let mut i = 0;
     while i < 4 {
@@ -579,7 +561,35 @@ pub fn aa_connect6(ctx: SockAddrContext) -> i32 {
         addr[i * 4 + 3] = w[3];
         i += 1;
     }
-    allow_connect(&addr, u16::from_be(port as u16) as u32)
+    addr
+}
+
+#[inline(always)]
+fn ip4(ctx: &SockAddrContext) -> [u8; 16] {
+    // SAFETY: the context of a cgroup/*4 program.
+    mapped(unsafe { (*ctx.sock_addr).user_ip4 }.to_ne_bytes())
+}
+
+#[cgroup_sock_addr(connect4)]
+pub fn aa_connect4(ctx: SockAddrContext) -> i32 {
+    sock_addr(&ctx, KIND_CONNECT, ip4(&ctx), false)
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn aa_connect6(ctx: SockAddrContext) -> i32 {
+    sock_addr(&ctx, KIND_CONNECT, ip6(&ctx), true)
+}
+
+/// `sendto` / `sendmsg` with an address on an unconnected (UDP) socket.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn aa_sendmsg4(ctx: SockAddrContext) -> i32 {
+    sock_addr(&ctx, KIND_SEND, ip4(&ctx), false)
+}
+
+/// As [`aa_sendmsg4`], for IPv6 sockets (and IPv4-mapped destinations on them).
+#[cgroup_sock_addr(sendmsg6)]
+pub fn aa_sendmsg6(ctx: SockAddrContext) -> i32 {
+    sock_addr(&ctx, KIND_SEND, ip6(&ctx), true)
 }
 
 /// Copies up to `DATA_LEN` bytes of plaintext.
