@@ -5,8 +5,8 @@ use std::fs::File;
 use std::path::Path;
 
 use aa_ebpf_common::{
-    ConnectKey, ConnectRule, FileKey, Offsets, PATH_LEN, PathKey, STAT_EVENTS, STAT_KILLED,
-    STAT_LOST, STAT_REFUSED,
+    ConnectKey, ConnectRule, FileKey, Offsets, PATH_LEN, PathKey, STAT_EVENTS, STAT_IO_URING,
+    STAT_KILLED, STAT_LOST, STAT_REFUSED,
 };
 use aya::Ebpf;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
@@ -28,8 +28,10 @@ pub struct Counters {
     pub lost: u64,
     /// Execs killed.
     pub killed: u64,
-    /// Connects refused.
+    /// Connects and sends refused.
     pub refused: u64,
+    /// io_uring rings created in the cgroup.
+    pub io_uring: u64,
 }
 
 /// One program and where it is attached (or why it is not).
@@ -166,6 +168,22 @@ impl Probes {
         programs.push(status(
             "aa_exec",
             "raw_tracepoint sched:sched_process_exec".into(),
+            result,
+        ));
+        let result = (|| -> Result<(), AttachError> {
+            let p: &mut TracePoint = bpf
+                .program_mut("aa_io_uring")
+                .ok_or(AttachError::Missing)?
+                .try_into()
+                .map_err(AttachError::WrongType)?;
+            p.load().map_err(refused("tracepoint programs"))?;
+            p.attach("io_uring", "io_uring_create")
+                .map_err(refused("tracepoint io_uring_create"))?;
+            Ok(())
+        })();
+        programs.push(status(
+            "aa_io_uring",
+            "tracepoint io_uring:io_uring_create".into(),
             result,
         ));
         for (name, tps) in TRACEPOINTS {
@@ -394,6 +412,7 @@ impl Probes {
             lost: sum(STAT_LOST)?,
             killed: sum(STAT_KILLED)?,
             refused: sum(STAT_REFUSED)?,
+            io_uring: sum(STAT_IO_URING)?,
         })
     }
 }

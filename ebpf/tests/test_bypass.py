@@ -314,3 +314,38 @@ def test_a_udp_connect_is_recorded_as_udp_and_a_tcp_connect_as_tcp(
                                                   "port": allowed_port.port, "proto": "tcp"})
     finally:
         sink.sock.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# io_uring: its operations (openat, renameat, unlinkat, …) do not pass through the syscall
+# tracepoints. The launcher refuses it (seccomp: EPERM, so programs fall back to the ordinary,
+# observed syscalls); a ring made by a process that joined the cgroup another way is counted.
+
+IO_URING_PROBE = textwrap.dedent("""
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    params = ctypes.create_string_buffer(120)  # struct io_uring_params
+    fd = libc.syscall(425, ctypes.c_long(8), params)  # io_uring_setup
+    print("fd" if fd >= 0 else f"errno {ctypes.get_errno()}")
+""")
+
+
+def test_io_uring_is_refused_to_a_launched_agent_and_a_ring_made_otherwise_is_counted(
+        attached: Attached) -> None:
+    import errno
+    r = attached.run(sys.executable, "-c", IO_URING_PROBE)
+    assert r.stdout.strip() == f"errno {errno.EPERM}", r
+    # The control: outside the launcher the ring is created (the test can fail).
+    out = subprocess.run([sys.executable, "-c", IO_URING_PROBE], capture_output=True, text=True)
+    assert out.stdout.strip() == "fd", out
+    # A process that joins the cgroup by itself (not through `aasm ebpf exec`) gets its ring,
+    # and the status says so.
+    before = attached.status()["io_uring_rings"]
+    joined = subprocess.run(["sh", "-c", f'echo $$ > {attached.cgroup}/cgroup.procs && exec "$0" -c "$1"',
+                             sys.executable, IO_URING_PROBE], capture_output=True, text=True)
+    assert joined.stdout.strip() == "fd", joined
+    deadline = time.monotonic() + 10
+    while attached.status()["io_uring_rings"] <= before and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert attached.status()["io_uring_rings"] == before + 1

@@ -39,7 +39,7 @@ def test_programs_attach_and_status_reports_them(attached: Attached) -> None:
     names = {p["name"]: p["attached"] for p in status["programs"]}
     for name in ("aa_exec", "aa_open", "aa_openat", "aa_openat2", "aa_write_path", "aa_mkdirat", "aa_unlink",
                  "aa_unlinkat", "aa_rename", "aa_renameat", "aa_link", "aa_linkat", "aa_symlinkat",
-                 "aa_connect4", "aa_connect6", "aa_sendmsg4", "aa_sendmsg6",
+                 "aa_connect4", "aa_connect6", "aa_sendmsg4", "aa_sendmsg6", "aa_io_uring",
                  "aa_ssl_write", "aa_ssl_read", "aa_ssl_read_ret", "aa_ssl_read_ex", "aa_ssl_read_ex_ret"):
         assert names.get(name) is True, status["programs"]
     assert status["agent_id"] == AGENT and status["lost"] == 0

@@ -136,6 +136,7 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
 fn exec(cgroup: &Path, allow_write: &[PathBuf], command: &[String]) -> Result<Status, CliError> {
     let cgroup = cgroup_dir(cgroup)?;
     aa_ebpf::sandbox::join_cgroup(&cgroup)?;
+    aa_ebpf::sandbox::refuse_io_uring()?;
     if !allow_write.is_empty() {
         aa_ebpf::sandbox::restrict_writes(allow_write)?;
     }

@@ -261,10 +261,13 @@ pub const STAT_EVENTS: u32 = 0;
 pub const STAT_LOST: u32 = 1;
 /// Execs killed.
 pub const STAT_KILLED: u32 = 2;
-/// Connects refused.
+/// Connects and sends refused.
 pub const STAT_REFUSED: u32 = 3;
+/// io_uring rings created in a watched cgroup (their operations are not observed; the launcher
+/// refuses io_uring, so a ring here was made by a process that joined the cgroup another way).
+pub const STAT_IO_URING: u32 = 4;
 /// Number of counters.
-pub const STAT_COUNT: u32 = 4;
+pub const STAT_COUNT: u32 = 5;
 
 #[cfg(feature = "user")]
 mod pod {

@@ -12,8 +12,8 @@ use aa_ebpf_common::{
     ConnectKey, ConnectRule, DirPathEvent, Event, ExecEvent, FileKey, Offsets, PathEvent, PathKey,
     ARGS_LEN, AT_FDCWD, DATA_LEN, FLAG_DIR, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED,
     KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_SEND, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
-    KIND_WRITE, NAMES_LEN, NAME_DEPTH, NAME_MAX, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED,
-    STAT_LOST, STAT_REFUSED, VERDICT_DENY,
+    KIND_WRITE, NAMES_LEN, NAME_DEPTH, NAME_MAX, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_IO_URING,
+    STAT_KILLED, STAT_LOST, STAT_REFUSED, VERDICT_DENY,
 };
 use aya_ebpf::helpers::generated::{self as gen, bpf_get_current_cgroup_id, bpf_send_signal};
 use aya_ebpf::helpers::{
@@ -329,6 +329,16 @@ fn base_dir(o: &Offsets, dfd: i32) -> Result<(u64, u64), i64> {
         kread(file, o.file_path + o.path_dentry)?,
         kread(file, o.file_path + o.path_mnt)?,
     ))
+}
+
+/// `io_uring:io_uring_create`: a ring made in a watched cgroup is counted (its operations do
+/// not pass through the syscall tracepoints).
+#[tracepoint]
+pub fn aa_io_uring(_ctx: TracePointContext) -> u32 {
+    if in_scope() {
+        count(STAT_IO_URING);
+    }
+    0
 }
 
 /// Argument `i` of a `syscalls:sys_enter_*` record.
