@@ -60,6 +60,10 @@ pub struct Status {
     /// io_uring rings created in the cgroup: their operations are not observed (the launcher
     /// refuses io_uring; a ring here comes from a process that joined the cgroup another way).
     pub io_uring_rings: u64,
+    /// Filtered in the kernel: read-only opens of a path the same process opened read-only
+    /// less than a second before, counted instead of sent (writes, unlinks, execs, connects
+    /// are never filtered).
+    pub repeats_filtered: u64,
     /// Events decided and recorded.
     pub recorded: u64,
     /// Records that could not be written (the client spills; this counts hard failures).
@@ -93,6 +97,7 @@ impl Status {
             (self.events, self.lost) = (c.events, c.lost);
             (self.killed, self.refused) = (c.killed, c.refused);
             self.io_uring_rings = c.io_uring;
+            self.repeats_filtered = c.repeats;
         }
     }
 
@@ -156,6 +161,7 @@ pub fn run(
         killed: 0,
         refused: 0,
         io_uring_rings: 0,
+        repeats_filtered: 0,
         recorded: 0,
         record_errors: 0,
         backlog: 0,

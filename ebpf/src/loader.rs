@@ -6,7 +6,7 @@ use std::path::Path;
 
 use aa_ebpf_common::{
     ConnectKey, ConnectRule, FileKey, Offsets, PATH_LEN, PathKey, STAT_EVENTS, STAT_IO_URING,
-    STAT_KILLED, STAT_LOST, STAT_REFUSED,
+    STAT_KILLED, STAT_LOST, STAT_REFUSED, STAT_REPEATS,
 };
 use aya::Ebpf;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
@@ -32,6 +32,8 @@ pub struct Counters {
     pub refused: u64,
     /// io_uring rings created in the cgroup.
     pub io_uring: u64,
+    /// Repeated read-only opens counted in the kernel instead of sent.
+    pub repeats: u64,
 }
 
 /// One program and where it is attached (or why it is not).
@@ -413,6 +415,7 @@ impl Probes {
             killed: sum(STAT_KILLED)?,
             refused: sum(STAT_REFUSED)?,
             io_uring: sum(STAT_IO_URING)?,
+            repeats: sum(STAT_REPEATS)?,
         })
     }
 }

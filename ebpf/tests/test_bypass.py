@@ -349,3 +349,29 @@ def test_io_uring_is_refused_to_a_launched_agent_and_a_ring_made_otherwise_is_co
     while attached.status()["io_uring_rings"] <= before and time.monotonic() < deadline:
         time.sleep(0.3)
     assert attached.status()["io_uring_rings"] == before + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# In-kernel filtering: a read-only open the same process repeats within a second is counted,
+# not sent; writes are never filtered.
+
+def test_repeated_reads_are_counted_in_the_kernel_and_writes_never_filtered(
+        attached: Attached, gateway: Gateway, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    f = tmp_path / f"hot-{tag}"
+    f.write_text("x")
+    before = attached.status()["repeats_filtered"]
+    script = (f"import os\nfor _ in range(500):\n    os.close(os.open({str(f)!r}, os.O_RDONLY))\n"
+              f"for _ in range(3):\n    os.close(os.open({str(f)!r}, os.O_WRONLY))\n")
+    r = attached.run(sys.executable, "-c", script)
+    assert r.returncode == 0, r
+    wait_for(gateway, lambda r: action(r) == {"kind": "file_access", "path": str(f), "access": "read"})
+    wait_for(gateway, lambda r: action(r) == {"kind": "file_access", "path": str(f), "access": "write"})
+    deadline = time.monotonic() + 10
+    while attached.status()["repeats_filtered"] < before + 499 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert attached.status()["repeats_filtered"] >= before + 499
+    from conftest import ebpf_records
+    recs = [r for r in ebpf_records(gateway) if action(r).get("path") == str(f)]
+    assert sum(action(r)["access"] == "write" for r in recs) == 3, recs
+    assert sum(action(r)["access"] == "read" for r in recs) == 1, recs

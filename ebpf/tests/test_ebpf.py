@@ -183,7 +183,8 @@ def test_a_full_ring_buffer_counts_lost_events(gateway: Gateway, tmp_path: Path)
     # counter says so (never silently zero).
     a = Attached(f"aa-test-lost-{uuid.uuid4().hex[:6]}", gateway, tmp_path / "status.json", "--ring-bytes", "4096")
     try:
-        burst = "import os\nfor _ in range(20000):\n    os.close(os.open('/dev/null', os.O_RDONLY))\n"
+        # Write opens: never filtered in the kernel (repeated read-only opens would be).
+        burst = "import os\nfor _ in range(20000):\n    os.close(os.open('/dev/null', os.O_WRONLY))\n"
         r = a.run(sys.executable, "-c", burst)
         assert r.returncode == 0, r.stderr
         status = status_when(a, lambda s: s["lost"] > 0)

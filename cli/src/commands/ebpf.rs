@@ -109,7 +109,7 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
         for s in &all {
             let n = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
             lines.push(format!(
-                "pid {} cgroup {} agent {}: {:.0} events/s, {} events, {} lost, {} killed, {} refused, {} recorded, {} io_uring rings (unobserved)",
+                "pid {} cgroup {} agent {}: {:.0} events/s, {} events, {} lost, {} killed, {} refused, {} recorded, {} repeated reads filtered in the kernel, {} io_uring rings (unobserved)",
                 n("pid"),
                 s.get("cgroup").and_then(|v| v.as_str()).unwrap_or("?"),
                 s.get("agent_id").and_then(|v| v.as_str()).unwrap_or("?"),
@@ -119,6 +119,7 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
                 n("killed"),
                 n("refused"),
                 n("recorded"),
+                n("repeats_filtered"),
                 n("io_uring_rings"),
             ));
             for p in s.get("programs").and_then(|v| v.as_array()).into_iter().flatten() {

@@ -266,8 +266,27 @@ pub const STAT_REFUSED: u32 = 3;
 /// io_uring rings created in a watched cgroup (their operations are not observed; the launcher
 /// refuses io_uring, so a ring here was made by a process that joined the cgroup another way).
 pub const STAT_IO_URING: u32 = 4;
+/// Read-only opens not sent: the same process opened the same path read-only within
+/// [`REPEAT_WINDOW_NS`] (counted here instead).
+pub const STAT_REPEATS: u32 = 5;
 /// Number of counters.
-pub const STAT_COUNT: u32 = 5;
+pub const STAT_COUNT: u32 = 6;
+
+/// Window in which a repeated read-only open of the same path by the same process is counted,
+/// not sent.
+pub const REPEAT_WINDOW_NS: u64 = 1_000_000_000;
+
+/// Key of the recent read-only opens map: process and a hash of the path.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct RepeatKey {
+    /// Thread group id.
+    pub pid: u32,
+    /// Path length.
+    pub len: u32,
+    /// FNV-1a over the path's 8-byte words.
+    pub hash: u64,
+}
 
 #[cfg(feature = "user")]
 mod pod {

@@ -10,10 +10,11 @@
 
 use aa_ebpf_common::{
     ConnectKey, ConnectRule, DirPathEvent, Event, ExecEvent, FileKey, Offsets, PathEvent, PathKey,
-    ARGS_LEN, AT_FDCWD, DATA_LEN, FLAG_DIR, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT, FLAG_TRUNCATED,
-    KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_SEND, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
-    KIND_WRITE, NAMES_LEN, NAME_DEPTH, NAME_MAX, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_IO_URING,
-    STAT_KILLED, STAT_LOST, STAT_REFUSED, VERDICT_DENY,
+    RepeatKey, ARGS_LEN, AT_FDCWD, DATA_LEN, FLAG_DIR, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT,
+    FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_SEND, KIND_TLS_READ, KIND_TLS_WRITE,
+    KIND_UNLINK, KIND_WRITE, NAMES_LEN, NAME_DEPTH, NAME_MAX, PATH_LEN, REPEAT_WINDOW_NS,
+    STAT_COUNT, STAT_EVENTS, STAT_IO_URING, STAT_KILLED, STAT_LOST, STAT_REFUSED, STAT_REPEATS,
+    VERDICT_DENY,
 };
 use aya_ebpf::helpers::generated::{self as gen, bpf_get_current_cgroup_id, bpf_send_signal};
 use aya_ebpf::helpers::{
@@ -21,7 +22,7 @@ use aya_ebpf::helpers::{
     bpf_probe_read_user, bpf_probe_read_user_buf, bpf_probe_read_user_str_bytes,
 };
 use aya_ebpf::macros::{cgroup_sock_addr, map, raw_tracepoint, tracepoint, uprobe, uretprobe};
-use aya_ebpf::maps::{Array, HashMap, PerCpuArray, RingBuf};
+use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::{
     ProbeContext, RawTracePointContext, RetProbeContext, SockAddrContext, TracePointContext,
 };
@@ -44,6 +45,9 @@ static EXEC_DENY_ID: HashMap<FileKey, u32> = HashMap::with_max_entries(16384, 0)
 /// Field offsets of this kernel's structures (from its BTF, written by the loader).
 #[map]
 static OFFSETS: Array<Offsets> = Array::with_max_entries(1, 0);
+/// Read-only opens sent recently: (process, path hash) → time (ns).
+#[map]
+static REPEATS: LruHashMap<RepeatKey, u64> = LruHashMap::with_max_entries(65536, 0);
 #[map]
 static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
 #[map]
@@ -441,7 +445,13 @@ fn path_event(kind: u32, path: *const u8, dfd: i32, flags: u32) -> Result<(), i6
             return Ok(());
         };
         // SAFETY: the reserved record is ours until submitted; every field is written.
-        fill_path(unsafe { &mut *entry.as_mut_ptr() }, kind, path, dfd, flags);
+        let e = unsafe { &mut *entry.as_mut_ptr() };
+        let len = fill_path(e, kind, path, dfd, flags);
+        if kind == KIND_OPEN && flags & WRITE_FLAGS == 0 && repeated(e, len) {
+            entry.discard(0);
+            count(STAT_REPEATS);
+            return Ok(());
+        }
         entry.submit(wakeup_flags());
         count(STAT_EVENTS);
         return Ok(());
@@ -468,8 +478,49 @@ fn path_event(kind: u32, path: *const u8, dfd: i32, flags: u32) -> Result<(), i6
     Ok(())
 }
 
+/// Open flags that make an open a write (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`,
+/// `O_APPEND`): such opens are always sent.
+const WRITE_FLAGS: u32 = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000;
+
+/// The same process opened the same absolute path read-only within [`REPEAT_WINDOW_NS`]: the
+/// open is counted, not sent (a policy sees the first one of each window). Else remembers it.
 #[inline(always)]
-fn fill_path(e: &mut PathEvent, kind: u32, path: *const u8, dfd: i32, flags: u32) {
+fn repeated(e: &PathEvent, len: usize) -> bool {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let words = e.path.as_ptr() as *const u64;
+    for i in 0..PATH_LEN / 8 {
+        if i * 8 >= len {
+            break;
+        }
+        // SAFETY: word `i` of `path`, within bounds.
+        let mut w = unsafe { core::ptr::read_unaligned(words.add(i)) };
+        let left = len - i * 8;
+        if left < 8 {
+            // Bytes past the end (after the NUL) are whatever the ring held: masked out.
+            w &= (1u64 << ((left as u64 & 7) * 8)) - 1;
+        }
+        hash = (hash ^ w).wrapping_mul(0x0100_0000_01b3);
+    }
+    let key = RepeatKey {
+        pid: e.pid,
+        len: len as u32,
+        hash,
+    };
+    // SAFETY: a helper without arguments.
+    let now = unsafe { gen::bpf_ktime_get_ns() };
+    // SAFETY: the value is copied out immediately.
+    if let Some(t) = unsafe { REPEATS.get(&key) } {
+        if now.wrapping_sub(*t) < REPEAT_WINDOW_NS {
+            return true;
+        }
+    }
+    let _ = REPEATS.insert(&key, &now, 0);
+    false
+}
+
+/// Fills in a path event; returns the path's length (without the NUL).
+#[inline(always)]
+fn fill_path(e: &mut PathEvent, kind: u32, path: *const u8, dfd: i32, flags: u32) -> usize {
     e.kind = kind;
     e.flags = 0;
     e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -481,9 +532,16 @@ fn fill_path(e: &mut PathEvent, kind: u32, path: *const u8, dfd: i32, flags: u32
     e.addr = [0; 16];
     // SAFETY: the helper checks the user address.
     match unsafe { bpf_probe_read_user_str_bytes(path, &mut e.path) } {
-        Ok(s) if s.len() >= PATH_LEN - 1 => e.flags |= FLAG_TRUNCATED,
-        Ok(_) => {}
-        Err(_) => e.path[0] = 0,
+        Ok(s) => {
+            if s.len() >= PATH_LEN - 1 {
+                e.flags |= FLAG_TRUNCATED;
+            }
+            s.len()
+        }
+        Err(_) => {
+            e.path[0] = 0;
+            0
+        }
     }
 }
 
