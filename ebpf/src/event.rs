@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use aa_core::{Action, FileAccessMode, NetProto};
 use aa_ebpf_common::{
-    ARG_LEN, ARGV_SLOTS, Event, FLAG_ENFORCED, FLAG_IPV6, FLAG_TRUNCATED, HEADER_LEN, KIND_CONNECT,
-    KIND_EXEC, KIND_OPEN, KIND_TLS_READ, KIND_TLS_WRITE, KIND_UNLINK,
+    ARGS_LEN, Event, ExecEvent, FLAG_DIR, FLAG_ENFORCED, FLAG_SCRIPT, FLAG_TRUNCATED, FileKey,
+    HEADER_LEN, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_SEND, KIND_TLS_READ, KIND_TLS_WRITE,
+    KIND_UNLINK, KIND_WRITE, NAME_MAX, NAMES_LEN, PATH_LEN,
 };
 
 const O_WRONLY: u32 = 0o1;
@@ -18,31 +19,47 @@ const O_APPEND: u32 = 0o2000;
 /// What the kernel saw, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
-    /// `execve`.
+    /// A new image about to run (`sched_process_exec`).
     Exec {
-        /// Executable path as passed.
+        /// The file that runs, its path resolved by the kernel (symlinks, `/dev/fd/N`, dirfds
+        /// and relative names resolved); for a `#!` script, the script's path.
         path: String,
-        /// Arguments (at most [`ARGV_SLOTS`], each cut at [`ARG_LEN`]).
+        /// The arguments the new image gets (for a script, the interpreter's: the kernel
+        /// rewrote them), up to `ARGS_LEN` bytes in all.
         argv: Vec<String>,
+        /// The name the exec asked for, as the kernel kept it.
+        requested: String,
+        /// Device and inode of the file that runs (a script's interpreter).
+        file: FileKey,
+        /// The name asked for was a `#!` script.
+        script: bool,
     },
-    /// `openat`.
+    /// `open`, `openat`, `openat2`.
     Open {
-        /// Path (absolute when it could be resolved against the process's cwd).
+        /// Path (absolute when it could be resolved against the process's cwd or dirfd).
         path: String,
         /// Opened for writing (write/read-write, create, truncate or append).
         write: bool,
     },
-    /// `unlinkat`.
+    /// `unlink`, `unlinkat`, `rmdir`, the old name of a rename.
     Unlink {
         /// Path.
         path: String,
     },
-    /// `connect` to an IPv4 or IPv6 address.
+    /// `creat`, `truncate`, `mkdir(at)`, `link(at)`, `symlink(at)`, the new name of a rename.
+    Write {
+        /// Path.
+        path: String,
+    },
+    /// A connect, or a datagram sent to an address, to an IPv4 or IPv6 destination (an
+    /// IPv4-mapped IPv6 address is the IPv4 address).
     Connect {
         /// Destination.
         ip: IpAddr,
         /// Destination port.
         port: u16,
+        /// The socket's protocol.
+        proto: NetProto,
     },
     /// TLS plaintext written (`SSL_write`).
     TlsWrite {
@@ -87,31 +104,29 @@ pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
     let e = read_event(bytes)?;
     let flags = e.flags;
     let observed = match e.kind {
-        KIND_EXEC => {
-            let argc = (e.aux as usize).min(ARGV_SLOTS);
-            let argv = e.data.chunks(ARG_LEN).take(argc).map(cstr).collect();
-            Observed::Exec {
-                path: cstr(&e.path),
-                argv,
-            }
-        }
+        KIND_EXEC => return decode_exec(bytes),
         KIND_OPEN => Observed::Open {
-            path: resolve(e.pid, cstr(&e.path)),
+            path: path_of(bytes, &e),
             write: e.aux & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) != 0,
         },
         KIND_UNLINK => Observed::Unlink {
-            path: resolve(e.pid, cstr(&e.path)),
+            path: path_of(bytes, &e),
         },
-        KIND_CONNECT => {
+        KIND_WRITE => Observed::Write {
+            path: path_of(bytes, &e),
+        },
+        KIND_CONNECT | KIND_SEND => {
+            const SOCK_DGRAM: u32 = 2;
             let v6 = Ipv6Addr::from(e.addr);
-            let ip = if flags & FLAG_IPV6 == 0 {
-                v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
-            } else {
-                IpAddr::V6(v6)
-            };
+            let ip = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
             Observed::Connect {
                 ip,
                 port: u16::try_from(e.port).unwrap_or(0),
+                proto: if e.aux == SOCK_DGRAM {
+                    NetProto::Udp
+                } else {
+                    NetProto::Tcp
+                },
             }
         }
         KIND_TLS_WRITE | KIND_TLS_READ => {
@@ -132,6 +147,58 @@ pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
         rule: e.rule,
         truncated: flags & FLAG_TRUNCATED != 0,
         observed,
+    })
+}
+
+fn decode_exec(bytes: &[u8]) -> Option<KernelEvent> {
+    if bytes.len() < std::mem::size_of::<ExecEvent>() {
+        return None;
+    }
+    let u32_at = |o: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(bytes.get(o..o + 4)?.try_into().ok()?))
+    };
+    let u64_at = |o: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(bytes.get(o..o + 8)?.try_into().ok()?))
+    };
+    let (flags, pid, aux) = (u32_at(4)?, u32_at(8)?, u32_at(12)?);
+    let used = (u32_at(28)? as usize).min(NAMES_LEN + NAME_MAX);
+    let file = FileKey {
+        dev: u64_at(32)?,
+        ino: u64_at(40)?,
+    };
+    let requested = cstr(bytes.get(HEADER_LEN..HEADER_LEN + PATH_LEN)?);
+    let names_at = HEADER_LEN + PATH_LEN;
+    let names = bytes.get(names_at..names_at + NAMES_LEN + NAME_MAX)?;
+    let args_at = names_at + NAMES_LEN + NAME_MAX;
+    let args = bytes.get(args_at..args_at + (aux as usize).min(ARGS_LEN))?;
+    let resolved = join_components(names.get(..used)?);
+    let script = flags & FLAG_SCRIPT != 0;
+    let argv: Vec<String> = args
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>();
+    // The block ends with a NUL: the last piece is empty unless the block was cut.
+    let argv = match argv.split_last() {
+        Some((last, rest)) if last.is_empty() => rest.to_vec(),
+        _ => argv,
+    };
+    Some(KernelEvent {
+        pid,
+        cgroup_id: u64_at(16)?,
+        enforced: flags & FLAG_ENFORCED != 0,
+        rule: u32_at(24)?,
+        truncated: flags & FLAG_TRUNCATED != 0,
+        observed: Observed::Exec {
+            path: if script {
+                resolve(pid, requested.clone())
+            } else {
+                resolved
+            },
+            argv,
+            requested,
+            file,
+            script,
+        },
     })
 }
 
@@ -162,7 +229,7 @@ fn read_event(bytes: &[u8]) -> Option<Event> {
     let path_end = HEADER_LEN + aa_ebpf_common::PATH_LEN;
     e.path.copy_from_slice(bytes.get(HEADER_LEN..path_end)?);
     // Path events (open, unlink) end after the path; the others carry the data too.
-    let short = matches!(e.kind, KIND_OPEN | KIND_UNLINK);
+    let short = matches!(e.kind, KIND_OPEN | KIND_UNLINK | KIND_WRITE);
     if !short {
         e.data
             .copy_from_slice(bytes.get(path_end..path_end + aa_ebpf_common::DATA_LEN)?);
@@ -170,13 +237,56 @@ fn read_event(bytes: &[u8]) -> Option<Event> {
     Some(e)
 }
 
+/// The path of a path event: a relative one joined to the directory the kernel resolved
+/// ([`FLAG_DIR`]), else to what `/proc` still says of the process.
+fn path_of(bytes: &[u8], e: &Event) -> String {
+    let path = cstr(&e.path);
+    if e.flags & FLAG_DIR != 0 && !path.starts_with('/') {
+        let at = HEADER_LEN + PATH_LEN;
+        let used = (e.rule as usize).min(NAMES_LEN + NAME_MAX);
+        if let Some(names) = bytes.get(at..at + used) {
+            let dir = join_components(names);
+            return if dir == "/" {
+                format!("/{path}")
+            } else {
+                format!("{dir}/{path}")
+            };
+        }
+    }
+    resolve_at(e.pid, e.port as i32, path)
+}
+
+/// Components leaf first, NUL-separated, as the kernel walked them, to an absolute path.
+fn join_components(names: &[u8]) -> String {
+    let mut parts: Vec<String> = names
+        .split(|b| *b == 0)
+        .filter(|c| !c.is_empty())
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    parts.reverse();
+    format!("/{}", parts.join("/"))
+}
+
 /// A relative path joined to the process's working directory, when it is still readable.
 fn resolve(pid: u32, path: String) -> String {
+    resolve_at(pid, aa_ebpf_common::AT_FDCWD, path)
+}
+
+/// A relative path joined to the directory `dfd` of the process ([`AT_FDCWD`]: its working
+/// directory), when that is still readable.
+///
+/// [`AT_FDCWD`]: aa_ebpf_common::AT_FDCWD
+fn resolve_at(pid: u32, dfd: i32, path: String) -> String {
     if path.starts_with('/') || path.is_empty() {
         return path;
     }
-    match std::fs::read_link(format!("/proc/{pid}/cwd")) {
-        Ok(cwd) => cwd.join(&path).to_string_lossy().into_owned(),
+    let dir = if dfd == aa_ebpf_common::AT_FDCWD {
+        format!("/proc/{pid}/cwd")
+    } else {
+        format!("/proc/{pid}/fd/{dfd}")
+    };
+    match std::fs::read_link(dir) {
+        Ok(base) => base.join(&path).to_string_lossy().into_owned(),
         Err(_) => path,
     }
 }
@@ -197,7 +307,7 @@ impl Translator {
 
     fn raw_action(&mut self, event: &KernelEvent) -> Option<Action> {
         Some(match &event.observed {
-            Observed::Exec { path, argv } => Action::ProcessExec {
+            Observed::Exec { path, argv, .. } => Action::ProcessExec {
                 path: path.clone(),
                 argv: argv.clone(),
             },
@@ -213,10 +323,14 @@ impl Translator {
                 path: path.clone(),
                 access: FileAccessMode::Unlink,
             },
-            Observed::Connect { ip, port } => Action::NetConnect {
+            Observed::Write { path } => Action::FileAccess {
+                path: path.clone(),
+                access: FileAccessMode::Write,
+            },
+            Observed::Connect { ip, port, proto } => Action::NetConnect {
                 addr: ip.to_string(),
                 port: *port,
-                proto: NetProto::Tcp,
+                proto: *proto,
             },
             Observed::TlsWrite { data, .. } => return self.tls_write(event.pid, data),
             Observed::TlsRead { .. } => return None,
@@ -306,6 +420,7 @@ fn mcp_call(body: &[u8], server: &str) -> Option<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aa_ebpf_common::KIND_WRITE;
 
     #[test]
     fn an_http_request_in_tls_plaintext_becomes_an_http_request() {
@@ -445,5 +560,76 @@ mod tests {
         );
         rec[0..4].copy_from_slice(&KIND_EXEC.to_ne_bytes());
         assert_eq!(decode(&rec), None, "an exec record must carry its argv");
+    }
+
+    #[test]
+    fn a_send_to_an_ipv4_mapped_address_is_udp_to_the_ipv4_address() {
+        let mut rec = vec![0u8; std::mem::size_of::<Event>()];
+        rec[0..4].copy_from_slice(&aa_ebpf_common::KIND_SEND.to_ne_bytes());
+        rec[4..8].copy_from_slice(&aa_ebpf_common::FLAG_IPV6.to_ne_bytes());
+        rec[12..16].copy_from_slice(&2u32.to_ne_bytes()); // SOCK_DGRAM
+        rec[28..32].copy_from_slice(&53u32.to_ne_bytes());
+        rec[32 + 10..HEADER_LEN].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 1]);
+        let mut t = Translator::default();
+        assert_eq!(
+            t.action(&decode(&rec).unwrap()),
+            Some(Action::NetConnect {
+                addr: "10.0.0.1".into(),
+                port: 53,
+                proto: NetProto::Udp
+            })
+        );
+    }
+
+    #[test]
+    fn a_relative_path_is_joined_to_the_directory_the_kernel_resolved() {
+        let mut rec = vec![0u8; std::mem::size_of::<aa_ebpf_common::DirPathEvent>()];
+        rec[0..4].copy_from_slice(&KIND_WRITE.to_ne_bytes());
+        rec[4..8].copy_from_slice(&FLAG_DIR.to_ne_bytes());
+        rec[8..12].copy_from_slice(&u32::MAX.to_ne_bytes());
+        rec[24..28].copy_from_slice(&9u32.to_ne_bytes());
+        rec[28..32].copy_from_slice(&7u32.to_ne_bytes()); // dirfd 7
+        rec[HEADER_LEN..HEADER_LEN + 5].copy_from_slice(b"a/b.c");
+        let names = HEADER_LEN + PATH_LEN;
+        rec[names..names + 9].copy_from_slice(b"sub\0work\0");
+        let e = decode(&rec).unwrap();
+        assert_eq!(
+            e.observed,
+            Observed::Write {
+                path: "/work/sub/a/b.c".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_exec_record_joins_the_kernels_components_root_first() {
+        let mut rec = vec![0u8; std::mem::size_of::<ExecEvent>()];
+        rec[0..4].copy_from_slice(&KIND_EXEC.to_ne_bytes());
+        rec[8..12].copy_from_slice(&u32::MAX.to_ne_bytes());
+        rec[28..32].copy_from_slice(&13u32.to_ne_bytes());
+        rec[40..48].copy_from_slice(&77u64.to_ne_bytes());
+        rec[HEADER_LEN..HEADER_LEN + 9].copy_from_slice(b"/dev/fd/3");
+        let names = HEADER_LEN + PATH_LEN;
+        rec[names..names + 13].copy_from_slice(b"true\0bin\0usr\0");
+        let args = names + NAMES_LEN + NAME_MAX;
+        rec[args..args + 8].copy_from_slice(b"true\0-x\0");
+        rec[12..16].copy_from_slice(&8u32.to_ne_bytes());
+        let e = decode(&rec).unwrap();
+        let Observed::Exec {
+            path,
+            argv,
+            requested,
+            file,
+            script,
+        } = e.observed
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            (path.as_str(), requested.as_str()),
+            ("/usr/bin/true", "/dev/fd/3")
+        );
+        assert_eq!(argv, ["true", "-x"]);
+        assert_eq!((file.ino, script), (77, false));
     }
 }

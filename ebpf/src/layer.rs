@@ -55,8 +55,15 @@ pub struct Status {
     pub lost: u64,
     /// Execs killed in the kernel.
     pub killed: u64,
-    /// Connects refused in the kernel.
+    /// Connects and sends refused in the kernel.
     pub refused: u64,
+    /// io_uring rings created in the cgroup: their operations are not observed (the launcher
+    /// refuses io_uring; a ring here comes from a process that joined the cgroup another way).
+    pub io_uring_rings: u64,
+    /// Filtered in the kernel: read-only opens of a path the same process opened read-only
+    /// less than a second before, counted instead of sent (writes, unlinks, execs, connects
+    /// are never filtered).
+    pub repeats_filtered: u64,
     /// Events decided and recorded.
     pub recorded: u64,
     /// Records that could not be written (the client spills; this counts hard failures).
@@ -89,6 +96,8 @@ impl Status {
         if let Ok(c) = probes.counters() {
             (self.events, self.lost) = (c.events, c.lost);
             (self.killed, self.refused) = (c.killed, c.refused);
+            self.io_uring_rings = c.io_uring;
+            self.repeats_filtered = c.repeats;
         }
     }
 
@@ -151,6 +160,8 @@ pub fn run(
         lost: 0,
         killed: 0,
         refused: 0,
+        io_uring_rings: 0,
+        repeats_filtered: 0,
         recorded: 0,
         record_errors: 0,
         backlog: 0,
@@ -170,6 +181,7 @@ pub fn run(
     let mut last_tick = Instant::now();
     let mut last_events = 0u64;
     let mut reported_lost = 0u64;
+    let mut reported_rings = 0u64;
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(first) => {
@@ -207,6 +219,14 @@ pub fn run(
                     "ring buffer full: kernel events were lost"
                 );
                 reported_lost = status.lost;
+            }
+            if status.io_uring_rings > reported_rings {
+                tracing::warn!(
+                    rings = status.io_uring_rings,
+                    "an io_uring ring was created in the cgroup: its file operations are not \
+                     observed (start agents with `aasm ebpf exec`, which refuses io_uring)"
+                );
+                reported_rings = status.io_uring_rings;
             }
             let now = governor.engine().policy_version();
             if now != version {
@@ -320,7 +340,9 @@ fn handle(
 fn annotate(decision: &mut Decision, event: &KernelEvent, compiled: &Compiled) {
     let what = match event.observed {
         Observed::Exec { .. } => "exec killed in the kernel (bpf_send_signal SIGKILL)",
-        Observed::Connect { .. } => "connect refused in the kernel (cgroup/connect, EPERM)",
+        Observed::Connect { .. } => {
+            "connect or send refused in the kernel (cgroup/connect|sendmsg, EPERM)"
+        }
         _ => "stopped in the kernel",
     };
     if event.enforced {

@@ -8,6 +8,7 @@
 //! `cgroup/connect4|6` refuse forbidden connects, a forbidden exec is killed from the exec
 //! tracepoint; the launcher adds a Landlock write ruleset.
 
+pub mod btf;
 mod event;
 mod layer;
 mod loader;

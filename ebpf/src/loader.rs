@@ -5,11 +5,12 @@ use std::fs::File;
 use std::path::Path;
 
 use aa_ebpf_common::{
-    ConnectKey, ConnectRule, PATH_LEN, PathKey, STAT_EVENTS, STAT_KILLED, STAT_LOST, STAT_REFUSED,
+    ConnectKey, ConnectRule, FileKey, Offsets, PATH_LEN, PathKey, STAT_EVENTS, STAT_IO_URING,
+    STAT_KILLED, STAT_LOST, STAT_REFUSED, STAT_REPEATS,
 };
 use aya::Ebpf;
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
-use aya::programs::{CgroupAttachMode, CgroupSockAddr, TracePoint, UProbe};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, RawTracePoint, TracePoint, UProbe};
 use serde::Serialize;
 
 use crate::EbpfError;
@@ -27,8 +28,12 @@ pub struct Counters {
     pub lost: u64,
     /// Execs killed.
     pub killed: u64,
-    /// Connects refused.
+    /// Connects and sends refused.
     pub refused: u64,
+    /// io_uring rings created in the cgroup.
+    pub io_uring: u64,
+    /// Repeated read-only opens counted in the kernel instead of sent.
+    pub repeats: u64,
 }
 
 /// One program and where it is attached (or why it is not).
@@ -60,11 +65,27 @@ impl std::fmt::Debug for Probes {
     }
 }
 
-const TRACEPOINTS: [(&str, &str); 4] = [
-    ("aa_exec", "sys_enter_execve"),
-    ("aa_openat", "sys_enter_openat"),
-    ("aa_unlinkat", "sys_enter_unlinkat"),
-    ("aa_connect", "sys_enter_connect"),
+/// Syscall tracepoints: program and the `syscalls:sys_enter_*` events it is attached to (one
+/// program serves the syscalls whose arguments sit in the same slots).
+const TRACEPOINTS: [(&str, &[&str]); 12] = [
+    ("aa_open", &["sys_enter_open"]),
+    ("aa_openat", &["sys_enter_openat"]),
+    ("aa_openat2", &["sys_enter_openat2"]),
+    (
+        "aa_write_path",
+        &["sys_enter_creat", "sys_enter_truncate", "sys_enter_mkdir"],
+    ),
+    ("aa_mkdirat", &["sys_enter_mkdirat"]),
+    ("aa_unlink", &["sys_enter_unlink", "sys_enter_rmdir"]),
+    ("aa_unlinkat", &["sys_enter_unlinkat"]),
+    ("aa_rename", &["sys_enter_rename"]),
+    (
+        "aa_renameat",
+        &["sys_enter_renameat", "sys_enter_renameat2"],
+    ),
+    ("aa_link", &["sys_enter_link", "sys_enter_symlink"]),
+    ("aa_linkat", &["sys_enter_linkat"]),
+    ("aa_symlinkat", &["sys_enter_symlinkat"]),
 ];
 
 /// Why one program was not attached (the others keep running); reported in its status.
@@ -86,6 +107,10 @@ enum AttachError {
     },
     #[error("no libssl found (TLS plaintext is not observed)")]
     NoLibssl,
+    #[error("kernel structure offsets: {0}")]
+    Btf(crate::btf::BtfError),
+    #[error("map: {0}")]
+    Map(String),
 }
 
 fn refused(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> AttachError {
@@ -121,8 +146,50 @@ impl Probes {
         }
         let mut bpf = loader.load(OBJECT).map_err(load_error)?;
         let mut programs = Vec::new();
-        for (name, tp) in TRACEPOINTS {
-            let hook = format!("tracepoint syscalls:{tp}");
+        // Exec: the image that runs, whatever syscall started it. The offsets it reads come
+        // from this kernel's BTF and are in place before it is attached.
+        let result = (|| -> Result<(), AttachError> {
+            let offsets = crate::btf::Btf::from_sys_fs()
+                .and_then(|b| b.exec_offsets())
+                .map_err(AttachError::Btf)?;
+            let map = bpf.map_mut("OFFSETS").ok_or(AttachError::Missing)?;
+            let mut m: Array<_, Offsets> =
+                Array::try_from(map).map_err(|e| AttachError::Map(e.to_string()))?;
+            m.set(0, offsets, 0)
+                .map_err(|e| AttachError::Map(e.to_string()))?;
+            let p: &mut RawTracePoint = bpf
+                .program_mut("aa_exec")
+                .ok_or(AttachError::Missing)?
+                .try_into()
+                .map_err(AttachError::WrongType)?;
+            p.load().map_err(refused("raw tracepoint programs"))?;
+            p.attach("sched_process_exec")
+                .map_err(refused("raw tracepoint sched_process_exec"))?;
+            Ok(())
+        })();
+        programs.push(status(
+            "aa_exec",
+            "raw_tracepoint sched:sched_process_exec".into(),
+            result,
+        ));
+        let result = (|| -> Result<(), AttachError> {
+            let p: &mut TracePoint = bpf
+                .program_mut("aa_io_uring")
+                .ok_or(AttachError::Missing)?
+                .try_into()
+                .map_err(AttachError::WrongType)?;
+            p.load().map_err(refused("tracepoint programs"))?;
+            p.attach("io_uring", "io_uring_create")
+                .map_err(refused("tracepoint io_uring_create"))?;
+            Ok(())
+        })();
+        programs.push(status(
+            "aa_io_uring",
+            "tracepoint io_uring:io_uring_create".into(),
+            result,
+        ));
+        for (name, tps) in TRACEPOINTS {
+            let hook = format!("tracepoint syscalls:{}", tps.join("+"));
             let result = (|| -> Result<(), AttachError> {
                 let p: &mut TracePoint = bpf
                     .program_mut(name)
@@ -130,13 +197,22 @@ impl Probes {
                     .try_into()
                     .map_err(AttachError::WrongType)?;
                 p.load().map_err(refused("tracepoint programs"))?;
-                p.attach("syscalls", tp)
-                    .map_err(refused(format!("tracepoint {tp}")))?;
+                for tp in tps {
+                    p.attach("syscalls", tp)
+                        .map_err(refused(format!("tracepoint {tp}")))?;
+                }
                 Ok(())
             })();
             programs.push(status(name, hook, result));
         }
-        for (name, attach) in [("aa_connect4", "connect4"), ("aa_connect6", "connect6")] {
+        // Connects and addressed sends (UDP sendto/sendmsg), decided, enforced and recorded
+        // with the socket's protocol by the cgroup programs.
+        for (name, attach) in [
+            ("aa_connect4", "connect4"),
+            ("aa_connect6", "connect6"),
+            ("aa_sendmsg4", "sendmsg4"),
+            ("aa_sendmsg6", "sendmsg6"),
+        ] {
             let hook = format!("cgroup/{attach} {}", cgroup.display());
             let result = (|| -> Result<(), AttachError> {
                 let file = File::open(cgroup).map_err(|source| AttachError::Cgroup {
@@ -248,6 +324,32 @@ impl Probes {
                     .map_err(load_error)?;
             }
         }
+        {
+            // The same executables by identity: another name, a rename, a hard link or an
+            // exec through a file descriptor reach the same inode.
+            let map = self
+                .bpf
+                .map_mut("EXEC_DENY_ID")
+                .ok_or_else(|| load_error("no EXEC_DENY_ID map"))?;
+            let mut m: BpfHashMap<_, FileKey, u32> =
+                BpfHashMap::try_from(map).map_err(load_error)?;
+            let wanted: std::collections::HashMap<FileKey, u32> = compiled
+                .exec_deny
+                .iter()
+                .filter_map(|(p, r)| file_key(Path::new(p)).map(|k| (k, *r)))
+                .collect();
+            let stale: Vec<FileKey> = m
+                .keys()
+                .flatten()
+                .filter(|k| !wanted.contains_key(k))
+                .collect();
+            for k in stale {
+                let _ = m.remove(&k);
+            }
+            for (k, rule) in &wanted {
+                m.insert(k, rule, 0).map_err(load_error)?;
+            }
+        }
         let map = self
             .bpf
             .map_mut("CONNECT_RULES")
@@ -312,6 +414,8 @@ impl Probes {
             lost: sum(STAT_LOST)?,
             killed: sum(STAT_KILLED)?,
             refused: sum(STAT_REFUSED)?,
+            io_uring: sum(STAT_IO_URING)?,
+            repeats: sum(STAT_REPEATS)?,
         })
     }
 }
@@ -333,6 +437,19 @@ fn status(name: &str, hook: String, result: Result<(), AttachError>) -> ProgramS
             None => e.to_string(),
         }),
     }
+}
+
+/// The identity of the file at `path` (symlinks followed) as the kernel sees it: the super
+/// block's `dev_t` (major << 20 | minor, not `stat`'s encoding) and the inode number.
+pub fn file_key(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path).ok()?;
+    let dev = md.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    Some(FileKey {
+        dev: (u64::from(major) << 20) | u64::from(minor),
+        ino: md.ino(),
+    })
 }
 
 /// A path as the exec map keys it (zero-padded).

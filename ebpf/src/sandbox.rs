@@ -17,6 +17,15 @@ pub fn join_cgroup(cgroup: &Path) -> Result<(), EbpfError> {
         .map_err(|e| EbpfError::Cgroup(format!("{}: {e}", procs.display())))
 }
 
+/// Refuses io_uring (`EPERM`) to this process and its children: its operations bypass the
+/// syscall tracepoints, so a governed agent uses the ordinary, observed syscalls instead.
+pub fn refuse_io_uring() -> Result<(), EbpfError> {
+    crate::sys::refuse_io_uring().map_err(|e| EbpfError::Unsupported {
+        feature: "seccomp filters (to refuse io_uring)".into(),
+        detail: e.to_string(),
+    })
+}
+
 /// Allows writes only beneath `writable` for this process and its children (reads are not
 /// restricted). Fails, naming Landlock, when the kernel cannot enforce it fully.
 pub fn restrict_writes(writable: &[PathBuf]) -> Result<(), EbpfError> {

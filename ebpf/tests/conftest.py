@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -84,6 +85,9 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     evil = d / "evil"
     evil.write_text(f"#!/bin/sh\ntouch {d}/marker\n")
     evil.chmod(0o755)
+    # A forbidden ELF binary: a copy of touch (its own inode), so running it with a path
+    # creates that file — the marker that proves it ran.
+    shutil.copy("/usr/bin/touch", d / "evil-bin")
     return d
 
 
@@ -103,6 +107,11 @@ when {{ context.port == {forbidden_port.port} }};
 @reason("this binary must never run")
 forbid (principal, action == Action::"process_exec", resource)
 when {{ context.path == "{work}/evil" }};
+
+@id("no-evil-elf")
+@reason("this ELF binary must never run, under any name")
+forbid (principal, action == Action::"process_exec", resource)
+when {{ context.path == "{work}/evil-bin" }};
 
 @id("no-writes-to-forbidden")
 @reason("the forbidden directory is read-only for agents")

@@ -86,8 +86,13 @@ fn attach(args: EbpfAttachArgs, out: &Printer) -> Result<Status, CliError> {
     })?;
     out.emit("detached", &summary, || {
         format!(
-            "detached: {} events, {} recorded, {} lost, {} execs killed, {} connects refused",
-            summary.events, summary.recorded, summary.lost, summary.killed, summary.refused
+            "detached: {} events, {} recorded, {} lost, {} execs killed, {} connects/sends refused, {} io_uring rings (unobserved)",
+            summary.events,
+            summary.recorded,
+            summary.lost,
+            summary.killed,
+            summary.refused,
+            summary.io_uring_rings
         )
     });
     Ok(Status::Success)
@@ -104,7 +109,7 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
         for s in &all {
             let n = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
             lines.push(format!(
-                "pid {} cgroup {} agent {}: {:.0} events/s, {} events, {} lost, {} killed, {} refused, {} recorded",
+                "pid {} cgroup {} agent {}: {:.0} events/s, {} events, {} lost, {} killed, {} refused, {} recorded, {} repeated reads filtered in the kernel, {} io_uring rings (unobserved)",
                 n("pid"),
                 s.get("cgroup").and_then(|v| v.as_str()).unwrap_or("?"),
                 s.get("agent_id").and_then(|v| v.as_str()).unwrap_or("?"),
@@ -114,6 +119,8 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
                 n("killed"),
                 n("refused"),
                 n("recorded"),
+                n("repeats_filtered"),
+                n("io_uring_rings"),
             ));
             for p in s.get("programs").and_then(|v| v.as_array()).into_iter().flatten() {
                 let name = p.get("name").and_then(|v| v.as_str()).unwrap_or("?");
@@ -136,6 +143,7 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
 fn exec(cgroup: &Path, allow_write: &[PathBuf], command: &[String]) -> Result<Status, CliError> {
     let cgroup = cgroup_dir(cgroup)?;
     aa_ebpf::sandbox::join_cgroup(&cgroup)?;
+    aa_ebpf::sandbox::refuse_io_uring()?;
     if !allow_write.is_empty() {
         aa_ebpf::sandbox::restrict_writes(allow_write)?;
     }

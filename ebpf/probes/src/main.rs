@@ -9,19 +9,23 @@
 #![no_main]
 
 use aa_ebpf_common::{
-    ConnectKey, ConnectRule, Event, PathEvent, PathKey, ARGV_SLOTS, ARG_LEN, DATA_LEN,
-    FLAG_ENFORCED, FLAG_IPV6, FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_TLS_READ,
-    KIND_TLS_WRITE, KIND_UNLINK, PATH_LEN, STAT_COUNT, STAT_EVENTS, STAT_KILLED, STAT_LOST,
-    STAT_REFUSED, VERDICT_DENY,
+    ConnectKey, ConnectRule, DirPathEvent, Event, ExecEvent, FileKey, Offsets, PathEvent, PathKey,
+    RepeatKey, ARGS_LEN, AT_FDCWD, DATA_LEN, FLAG_DIR, FLAG_ENFORCED, FLAG_IPV6, FLAG_SCRIPT,
+    FLAG_TRUNCATED, KIND_CONNECT, KIND_EXEC, KIND_OPEN, KIND_SEND, KIND_TLS_READ, KIND_TLS_WRITE,
+    KIND_UNLINK, KIND_WRITE, NAMES_LEN, NAME_DEPTH, NAME_MAX, PATH_LEN, REPEAT_WINDOW_NS,
+    STAT_COUNT, STAT_EVENTS, STAT_IO_URING, STAT_KILLED, STAT_LOST, STAT_REFUSED, STAT_REPEATS,
+    VERDICT_DENY,
 };
-use aya_ebpf::helpers::generated::{bpf_get_current_cgroup_id, bpf_send_signal};
+use aya_ebpf::helpers::generated::{self as gen, bpf_get_current_cgroup_id, bpf_send_signal};
 use aya_ebpf::helpers::{
-    bpf_get_current_pid_tgid, bpf_probe_read_user, bpf_probe_read_user_buf,
-    bpf_probe_read_user_str_bytes,
+    bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+    bpf_probe_read_user, bpf_probe_read_user_buf, bpf_probe_read_user_str_bytes,
 };
-use aya_ebpf::macros::{cgroup_sock_addr, map, tracepoint, uprobe, uretprobe};
-use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
-use aya_ebpf::programs::{ProbeContext, RetProbeContext, SockAddrContext, TracePointContext};
+use aya_ebpf::macros::{cgroup_sock_addr, map, raw_tracepoint, tracepoint, uprobe, uretprobe};
+use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
+use aya_ebpf::programs::{
+    ProbeContext, RawTracePointContext, RetProbeContext, SockAddrContext, TracePointContext,
+};
 
 const SIGKILL: u32 = 9;
 const AF_INET: u16 = 2;
@@ -35,6 +39,17 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 static CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
 #[map]
 static EXEC_DENY: HashMap<PathKey, u32> = HashMap::with_max_entries(16384, 0);
+/// Executables to kill by identity (device + inode).
+#[map]
+static EXEC_DENY_ID: HashMap<FileKey, u32> = HashMap::with_max_entries(16384, 0);
+/// Field offsets of this kernel's structures (from its BTF, written by the loader).
+#[map]
+static OFFSETS: Array<Offsets> = Array::with_max_entries(1, 0);
+/// Read-only opens sent recently: (process, path hash) → time (ns).
+#[map]
+static REPEATS: LruHashMap<RepeatKey, u64> = LruHashMap::with_max_entries(65536, 0);
+#[map]
+static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static CONNECT_RULES: HashMap<ConnectKey, ConnectRule> = HashMap::with_max_entries(70000, 0);
 #[map]
@@ -104,169 +119,433 @@ fn emit(e: &Event) {
 }
 
 #[inline(always)]
-fn zero_path(e: &mut Event) {
-    let p = e.path.as_mut_ptr() as *mut u64;
+fn zero_path(path: &mut [u8; PATH_LEN]) {
+    let p = path.as_mut_ptr() as *mut u64;
     for i in 0..PATH_LEN / 8 {
         // SAFETY: within `path`; volatile so the loop is not turned into a memset call.
         unsafe { core::ptr::write_volatile(p.add(i), 0) };
     }
 }
 
-/// Reads a user string into `path`; marks truncation.
-#[inline(always)]
-fn read_path(e: &mut Event, src: *const u8) {
-    // SAFETY: the helper checks the user address.
-    match unsafe { bpf_probe_read_user_str_bytes(src, &mut e.path) } {
-        Ok(s) if s.len() >= PATH_LEN - 1 => e.flags |= FLAG_TRUNCATED,
-        Ok(_) => {}
-        Err(_) => e.path[0] = 0,
-    }
-}
-
-#[tracepoint]
-pub fn aa_exec(ctx: TracePointContext) -> u32 {
+/// `sched_process_exec(task, old_pid, bprm)`: the new image is loaded and about to run its
+/// first instruction, whatever started it (`execve`, `execveat` with a path, a dirfd or
+/// `AT_EMPTY_PATH`, a symlink, a hard link, a `#!` script). `bprm->file` is the file that runs
+/// (a script's interpreter); it is decided by identity (device + inode, so a rename or another
+/// name does not escape), and the name asked for (`bprm->filename`) by `EXEC_DENY`. A kill is
+/// `SIGKILL` to the current task, delivered before it returns to user space.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn aa_exec(ctx: RawTracePointContext) -> i32 {
     if in_scope() {
         let _ = on_exec(&ctx);
     }
     0
 }
 
-fn on_exec(ctx: &TracePointContext) -> Result<(), i64> {
-    let e = begin(KIND_EXEC).ok_or(1i64)?;
-    zero_path(e);
-    // SAFETY: offsets of `filename` and `argv` in `sys_enter_execve`.
-    let filename: *const u8 = unsafe { ctx.read_at(ARG0) }?;
-    let argv: *const *const u8 = unsafe { ctx.read_at(ARG0 + 8) }?;
-    read_path(e, filename);
-    // SAFETY: `path` is a zero-padded key of the exact size of `PathKey`.
-    let key = unsafe { &*(e.path.as_ptr() as *const PathKey) };
-    // SAFETY: the value is copied out immediately.
-    if let Some(rule) = unsafe { EXEC_DENY.get(key) } {
-        e.rule = *rule;
-        e.flags |= FLAG_ENFORCED;
-        // SAFETY: signals the current task; delivered before it returns to user space.
-        unsafe { bpf_send_signal(SIGKILL) };
-        count(STAT_KILLED);
-    }
-    let data = e.data.as_mut_ptr();
-    for i in 0..ARGV_SLOTS {
-        // SAFETY: the helper checks the user address.
-        let arg: *const u8 = match unsafe { bpf_probe_read_user(argv.add(i)) } {
-            Ok(p) => p,
-            Err(_) => break,
-        };
-        if arg.is_null() {
-            break;
-        }
-        // SAFETY: slot `i` of `data`, `ARG_LEN` bytes, within bounds.
-        let slot = unsafe { core::slice::from_raw_parts_mut(data.add(i * ARG_LEN), ARG_LEN) };
-        // SAFETY: the helper checks the user address.
-        match unsafe { bpf_probe_read_user_str_bytes(arg, slot) } {
-            Ok(s) if s.len() >= ARG_LEN - 1 => e.flags |= FLAG_TRUNCATED,
-            Ok(_) => {}
-            Err(_) => slot[0] = 0,
-        }
-        e.aux = i as u32 + 1;
-    }
-    if e.aux == ARGV_SLOTS as u32 {
-        // SAFETY: the helper checks the user address.
-        if let Ok(p) = unsafe { bpf_probe_read_user::<*const u8>(argv.add(ARGV_SLOTS)) } {
-            if !p.is_null() {
-                e.flags |= FLAG_TRUNCATED;
-            }
-        }
-    }
-    emit(e);
-    Ok(())
+/// Reads a kernel value at `base + off`.
+#[inline(always)]
+fn kread<T>(base: u64, off: u64) -> Result<T, i64> {
+    // SAFETY: the helper checks the kernel address.
+    unsafe { bpf_probe_read_kernel((base + off) as *const T) }.map_err(|e| e as i64)
 }
 
-#[tracepoint]
-pub fn aa_openat(ctx: TracePointContext) -> u32 {
-    if in_scope() {
-        let _ = on_path(&ctx, KIND_OPEN, ARG0 + 8, ARG0 + 16);
+fn on_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let o = OFFSETS.get(0).ok_or(1i64)?;
+    if o.ready == 0 {
+        return Err(1);
     }
-    0
-}
-
-#[tracepoint]
-pub fn aa_unlinkat(ctx: TracePointContext) -> u32 {
-    if in_scope() {
-        let _ = on_path(&ctx, KIND_UNLINK, ARG0 + 8, ARG0 + 16);
-    }
-    0
-}
-
-/// `openat(dfd, path, flags, …)` and `unlinkat(dfd, path, flags)`: a [`PathEvent`] reserved in
-/// the ring buffer and filled in place (the most frequent event; no scratch copy).
-fn on_path(ctx: &TracePointContext, kind: u32, path_at: usize, flags_at: usize) -> Result<(), i64> {
-    // SAFETY: offsets of `filename`/`pathname` and `flags` in the syscall record.
-    let path: *const u8 = unsafe { ctx.read_at(path_at) }?;
-    let flags: u64 = unsafe { ctx.read_at(flags_at) }?;
-    let Some(mut entry) = EVENTS.reserve::<PathEvent>(0) else {
-        count(STAT_LOST);
-        return Ok(());
-    };
-    // SAFETY: the reserved record is ours until submitted; every field is written below.
-    let e = unsafe { &mut *entry.as_mut_ptr() };
-    e.kind = kind;
+    let task: u64 = ctx.arg(0);
+    let bprm: u64 = ctx.arg(2);
+    let p = EXEC_SCRATCH.get_ptr_mut(0).ok_or(1i64)?;
+    // SAFETY: per-CPU map value, exclusively ours for the duration of the program.
+    let e = unsafe { &mut *p };
+    e.kind = KIND_EXEC;
     e.flags = 0;
     e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    e.aux = flags as u32;
+    e.aux = 0;
     // SAFETY: a helper without arguments.
     e.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     e.rule = 0;
     e.port = 0;
-    e.addr = [0; 16];
-    // SAFETY: the helper checks the user address.
-    match unsafe { bpf_probe_read_user_str_bytes(path, &mut e.path) } {
+    let file: u64 = kread(bprm, o.bprm_file)?;
+    let inode: u64 = kread(file, o.file_inode)?;
+    let sb: u64 = kread(inode, o.inode_sb)?;
+    let dev: u32 = kread(sb, o.sb_dev)?;
+    e.file = FileKey {
+        dev: dev as u64,
+        ino: kread(inode, o.inode_ino)?,
+    };
+    let filename: u64 = kread(bprm, o.bprm_filename)?;
+    let interp: u64 = kread(bprm, o.bprm_interp)?;
+    if filename != interp {
+        e.flags |= FLAG_SCRIPT;
+    }
+    zero_path(&mut e.path);
+    // SAFETY: the helper checks the kernel address.
+    match unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut e.path) } {
         Ok(s) if s.len() >= PATH_LEN - 1 => e.flags |= FLAG_TRUNCATED,
         Ok(_) => {}
         Err(_) => e.path[0] = 0,
+    }
+    // By identity first (the file that runs), then by the name asked for (a script's path).
+    // SAFETY (both lookups): the value is copied out immediately.
+    let rule = match unsafe { EXEC_DENY_ID.get(&e.file) } {
+        Some(r) => Some(*r),
+        None => unsafe { EXEC_DENY.get(&*(e.path.as_ptr() as *const PathKey)) }.copied(),
+    };
+    if let Some(rule) = rule {
+        e.rule = rule;
+        e.flags |= FLAG_ENFORCED;
+        // SAFETY: signals the current task; delivered before it returns to user space, so the
+        // new image never runs an instruction.
+        unsafe { bpf_send_signal(SIGKILL) };
+        count(STAT_KILLED);
+    }
+    walk_names(e, o, file)?;
+    let mm: u64 = kread(task, o.task_mm)?;
+    let start: u64 = kread(mm, o.mm_arg_start)?;
+    let end: u64 = kread(mm, o.mm_arg_end)?;
+    let len = end.wrapping_sub(start);
+    let n = if len >= ARGS_LEN as u64 {
+        if len > ARGS_LEN as u64 {
+            e.flags |= FLAG_TRUNCATED;
+        }
+        ARGS_LEN
+    } else {
+        (len as usize) & (ARGS_LEN - 1)
+    };
+    if n > 0 {
+        // SAFETY: at most `ARGS_LEN` bytes into `args`; the helper checks the user address
+        // (the argument pages were just written by the kernel, so they are resident).
+        let dst = unsafe { core::slice::from_raw_parts_mut(e.args.as_mut_ptr(), n) };
+        if unsafe { bpf_probe_read_user_buf(start as *const u8, dst) }.is_ok() {
+            e.aux = n as u32;
+        }
+    }
+    match EVENTS.output::<ExecEvent>(e, wakeup_flags()) {
+        Ok(()) => count(STAT_EVENTS),
+        Err(_) => count(STAT_LOST),
+    }
+    Ok(())
+}
+
+/// The running file's path: see [`walk`].
+#[inline(always)]
+fn walk_names(e: &mut ExecEvent, o: &Offsets, file: u64) -> Result<(), i64> {
+    let dentry: u64 = kread(file, o.file_path + o.path_dentry)?;
+    let vfsmnt: u64 = kread(file, o.file_path + o.path_mnt)?;
+    let names = e.names.as_mut_ptr();
+    let (used, flags) = (&mut e.port as *mut u32, &mut e.flags as *mut u32);
+    walk(o, dentry, vfsmnt, names, used, flags)
+}
+
+/// A path (`dentry` on `vfsmnt`) walked up through `d_parent` and across mounts to the root
+/// of the mount tree: components leaf first into `names` (`NAMES_LEN + NAME_MAX` bytes),
+/// NUL-separated; `used` gets the bytes used, `flags` [`FLAG_TRUNCATED`] when cut.
+/// The offset lives in the event (map or ring memory), not in a register: the verifier then
+/// sees the same state at every iteration whichever branch was taken, and prunes instead of
+/// exploring 2^depth paths.
+#[inline(always)]
+fn walk(
+    o: &Offsets,
+    mut dentry: u64,
+    mut vfsmnt: u64,
+    names: *mut u8,
+    used: *mut u32,
+    flags: *mut u32,
+) -> Result<(), i64> {
+    let mut mnt = vfsmnt.wrapping_sub(o.mount_mnt);
+    // SAFETY (all accesses to `used` and `flags`): fields of the caller's event.
+    unsafe { core::ptr::write_volatile(used, 0) };
+    let mut done = false;
+    for _ in 0..NAME_DEPTH {
+        let root: u64 = kread(vfsmnt, o.vfsmount_root)?;
+        if dentry == root {
+            let parent: u64 = kread(mnt, o.mount_parent)?;
+            if parent == mnt {
+                done = true;
+                break;
+            }
+            dentry = kread(mnt, o.mount_mountpoint)?;
+            mnt = parent;
+            vfsmnt = mnt + o.mount_mnt;
+            continue;
+        }
+        let parent: u64 = kread(dentry, o.dentry_parent)?;
+        if parent == dentry {
+            done = true;
+            break;
+        }
+        let name: u64 = kread(dentry, o.dentry_name)?;
+        let at = unsafe { core::ptr::read_volatile(used) } as usize;
+        if at >= NAMES_LEN {
+            break;
+        }
+        let off = at & (NAMES_LEN - 1);
+        // SAFETY: `off + NAME_MAX` is within `names` (`NAMES_LEN + NAME_MAX` bytes); the helper
+        // checks the kernel address and always NUL-terminates.
+        let n = unsafe {
+            gen::bpf_probe_read_kernel_str(
+                names.add(off) as *mut core::ffi::c_void,
+                NAME_MAX as u32,
+                name as *const core::ffi::c_void,
+            )
+        };
+        if n <= 0 {
+            return Err(1);
+        }
+        if n as usize >= NAME_MAX {
+            unsafe { *flags |= FLAG_TRUNCATED };
+        }
+        unsafe { core::ptr::write_volatile(used, (off + n as usize) as u32) };
+        dentry = parent;
+    }
+    if !done {
+        unsafe { *flags |= FLAG_TRUNCATED };
+    }
+    Ok(())
+}
+
+/// The directory a relative path of the current task is resolved against: its working
+/// directory ([`AT_FDCWD`]) or the file open as `dfd`: `(dentry, vfsmount)`.
+#[inline(always)]
+fn base_dir(o: &Offsets, dfd: i32) -> Result<(u64, u64), i64> {
+    // SAFETY: a helper without arguments.
+    let task = unsafe { gen::bpf_get_current_task() };
+    if dfd == AT_FDCWD {
+        let fs: u64 = kread(task, o.task_fs)?;
+        return Ok((
+            kread(fs, o.fs_pwd + o.path_dentry)?,
+            kread(fs, o.fs_pwd + o.path_mnt)?,
+        ));
+    }
+    let files: u64 = kread(task, o.task_files)?;
+    let fdt: u64 = kread(files, o.files_fdt)?;
+    let max: u32 = kread(fdt, o.fdt_max_fds)?;
+    if dfd < 0 || dfd as u32 >= max {
+        return Err(1);
+    }
+    let fds: u64 = kread(fdt, o.fdt_fd)?;
+    let file: u64 = kread(fds, 8 * dfd as u64)?;
+    if file == 0 {
+        return Err(1);
+    }
+    Ok((
+        kread(file, o.file_path + o.path_dentry)?,
+        kread(file, o.file_path + o.path_mnt)?,
+    ))
+}
+
+/// `io_uring:io_uring_create`: a ring made in a watched cgroup is counted (its operations do
+/// not pass through the syscall tracepoints).
+#[tracepoint]
+pub fn aa_io_uring(_ctx: TracePointContext) -> u32 {
+    if in_scope() {
+        count(STAT_IO_URING);
+    }
+    0
+}
+
+/// Argument `i` of a `syscalls:sys_enter_*` record.
+#[inline(always)]
+fn sys_arg<T>(ctx: &TracePointContext, i: usize) -> Result<T, i64> {
+    // SAFETY: every `sys_enter_*` record holds its arguments as 8-byte slots from `ARG0`.
+    unsafe { ctx.read_at(ARG0 + 8 * i) }.map_err(i64::from)
+}
+
+/// The dirfd argument `i` (an `int` in an 8-byte slot).
+#[inline(always)]
+fn sys_dfd(ctx: &TracePointContext, i: usize) -> Result<i32, i64> {
+    Ok(sys_arg::<u64>(ctx, i)? as i32)
+}
+
+macro_rules! path_program {
+    ($(#[$doc:meta])* $name:ident, |$ctx:ident| $body:expr) => {
+        $(#[$doc])*
+        #[tracepoint]
+        pub fn $name($ctx: TracePointContext) -> u32 {
+            if in_scope() {
+                let _ = (|| -> Result<(), i64> { $body })();
+            }
+            0
+        }
+    };
+}
+
+path_program!(
+    /// `open(path, flags, mode)`.
+    aa_open, |ctx| path_event(KIND_OPEN, sys_arg(&ctx, 0)?, AT_FDCWD, sys_arg::<u64>(&ctx, 1)? as u32)
+);
+path_program!(
+    /// `openat(dfd, path, flags, mode)`.
+    aa_openat, |ctx| path_event(KIND_OPEN, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, sys_arg::<u64>(&ctx, 2)? as u32)
+);
+path_program!(
+    /// `openat2(dfd, path, how, size)`: the flags are the first field of `struct open_how`.
+    aa_openat2, |ctx| {
+        let how: *const u64 = sys_arg(&ctx, 2)?;
+        // SAFETY: the helper checks the user address.
+        let flags = unsafe { bpf_probe_read_user(how) }.unwrap_or(0);
+        path_event(KIND_OPEN, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, flags as u32)
+    }
+);
+path_program!(
+    /// `creat(path, mode)`, `truncate(path, len)`, `mkdir(path, mode)`: the name is written.
+    aa_write_path, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 0)?, AT_FDCWD, 0)
+);
+path_program!(
+    /// `mkdirat(dfd, path, mode)`.
+    aa_mkdirat, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, 0)
+);
+path_program!(
+    /// `unlink(path)`, `rmdir(path)`.
+    aa_unlink, |ctx| path_event(KIND_UNLINK, sys_arg(&ctx, 0)?, AT_FDCWD, 0)
+);
+path_program!(
+    /// `unlinkat(dfd, path, flags)`.
+    aa_unlinkat, |ctx| path_event(KIND_UNLINK, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, 0)
+);
+path_program!(
+    /// `rename(old, new)`: the old name goes away, the new one is written.
+    aa_rename, |ctx| {
+        path_event(KIND_UNLINK, sys_arg(&ctx, 0)?, AT_FDCWD, 0)?;
+        path_event(KIND_WRITE, sys_arg(&ctx, 1)?, AT_FDCWD, 0)
+    }
+);
+path_program!(
+    /// `renameat(olddfd, old, newdfd, new)` and `renameat2(…, flags)`.
+    aa_renameat, |ctx| {
+        path_event(KIND_UNLINK, sys_arg(&ctx, 1)?, sys_dfd(&ctx, 0)?, 0)?;
+        path_event(KIND_WRITE, sys_arg(&ctx, 3)?, sys_dfd(&ctx, 2)?, 0)
+    }
+);
+path_program!(
+    /// `link(old, new)`, `symlink(target, new)`: the new name is written.
+    aa_link, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 1)?, AT_FDCWD, 0)
+);
+path_program!(
+    /// `linkat(olddfd, old, newdfd, new, flags)`.
+    aa_linkat, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 3)?, sys_dfd(&ctx, 2)?, 0)
+);
+path_program!(
+    /// `symlinkat(target, newdfd, new)`.
+    aa_symlinkat, |ctx| path_event(KIND_WRITE, sys_arg(&ctx, 2)?, sys_dfd(&ctx, 1)?, 0)
+);
+
+/// A [`PathEvent`] reserved in the ring buffer and filled in place (the most frequent event; no
+/// scratch copy): `kind`, the user path, the dirfd it is relative to, the open flags. A
+/// relative path is sent as a [`DirPathEvent`] with its directory resolved here, while the
+/// task is still there to ask.
+#[inline(always)]
+fn path_event(kind: u32, path: *const u8, dfd: i32, flags: u32) -> Result<(), i64> {
+    // SAFETY: the helper checks the user address.
+    let first: u8 = unsafe { bpf_probe_read_user(path) }.unwrap_or(b'/');
+    if first == b'/' {
+        let Some(mut entry) = EVENTS.reserve::<PathEvent>(0) else {
+            count(STAT_LOST);
+            return Ok(());
+        };
+        // SAFETY: the reserved record is ours until submitted; every field is written.
+        let e = unsafe { &mut *entry.as_mut_ptr() };
+        let len = fill_path(e, kind, path, dfd, flags);
+        if kind == KIND_OPEN && flags & WRITE_FLAGS == 0 && repeated(e, len) {
+            // No wake-up: a discarded record is nothing to read (flags 0 would send the
+            // reader an irq_work, ~2 µs, for every filtered open).
+            const BPF_RB_NO_WAKEUP: u64 = 1;
+            entry.discard(BPF_RB_NO_WAKEUP);
+            count(STAT_REPEATS);
+            return Ok(());
+        }
+        entry.submit(wakeup_flags());
+        count(STAT_EVENTS);
+        return Ok(());
+    }
+    let Some(mut entry) = EVENTS.reserve::<DirPathEvent>(0) else {
+        count(STAT_LOST);
+        return Ok(());
+    };
+    // SAFETY: the reserved record is ours until submitted; every field is written.
+    let e = unsafe { &mut *entry.as_mut_ptr() };
+    fill_path(&mut e.head, kind, path, dfd, flags);
+    let dir = match OFFSETS.get(0) {
+        Some(o) if o.ready != 0 => base_dir(o, dfd).ok().map(|(d, m)| (o, d, m)),
+        _ => None,
+    };
+    if let Some((o, dentry, vfsmnt)) = dir {
+        let (used, fl) = (&mut e.head.rule as *mut u32, &mut e.head.flags as *mut u32);
+        if walk(o, dentry, vfsmnt, e.names.as_mut_ptr(), used, fl).is_ok() {
+            e.head.flags |= FLAG_DIR;
+        }
     }
     entry.submit(wakeup_flags());
     count(STAT_EVENTS);
     Ok(())
 }
 
-#[tracepoint]
-pub fn aa_connect(ctx: TracePointContext) -> u32 {
-    if in_scope() {
-        let _ = on_connect(&ctx);
-    }
-    0
-}
+/// Open flags that make an open a write (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`,
+/// `O_APPEND`): such opens are always sent.
+const WRITE_FLAGS: u32 = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000;
 
-fn on_connect(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: offset of `uservaddr` in `sys_enter_connect`.
-    let sa: *const u8 = unsafe { ctx.read_at(ARG0 + 8) }?;
-    // SAFETY: the helper checks the user address.
-    let family: u16 = unsafe { bpf_probe_read_user(sa as *const u16) }?;
-    if family != AF_INET && family != AF_INET6 {
-        return Ok(());
+/// The same process opened the same absolute path read-only within [`REPEAT_WINDOW_NS`]: the
+/// open is counted, not sent (a policy sees the first one of each window). Else remembers it.
+#[inline(always)]
+fn repeated(e: &PathEvent, len: usize) -> bool {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let words = e.path.as_ptr() as *const u64;
+    for i in 0..PATH_LEN / 8 {
+        if i * 8 >= len {
+            break;
+        }
+        // SAFETY: word `i` of `path`, within bounds.
+        let mut w = unsafe { core::ptr::read_unaligned(words.add(i)) };
+        let left = len - i * 8;
+        if left < 8 {
+            // Bytes past the end (after the NUL) are whatever the ring held: masked out.
+            w &= (1u64 << ((left as u64 & 7) * 8)) - 1;
+        }
+        hash = (hash ^ w).wrapping_mul(0x0100_0000_01b3);
     }
-    let e = begin(KIND_CONNECT).ok_or(1i64)?;
-    // SAFETY: `sin_port` / `sin6_port` follow the family in both layouts.
-    let port: u16 = unsafe { bpf_probe_read_user(sa.add(2) as *const u16) }?;
-    e.port = u16::from_be(port) as u32;
-    let addr = if family == AF_INET {
-        // SAFETY: `sin_addr` at offset 4.
-        let v4: [u8; 4] = unsafe { bpf_probe_read_user(sa.add(4) as *const [u8; 4]) }?;
-        mapped(v4)
-    } else {
-        e.flags |= FLAG_IPV6;
-        // SAFETY: `sin6_addr` at offset 8.
-        unsafe { bpf_probe_read_user(sa.add(8) as *const [u8; 16]) }?
+    let key = RepeatKey {
+        pid: e.pid,
+        len: len as u32,
+        hash,
     };
-    e.addr = addr;
-    if let Some(rule) = verdict(&addr, e.port) {
-        if rule.verdict == VERDICT_DENY {
-            // The cgroup/connect program (same map, same lookup) refuses it.
-            e.flags |= FLAG_ENFORCED;
-            e.rule = rule.rule;
+    // SAFETY: a helper without arguments.
+    let now = unsafe { gen::bpf_ktime_get_ns() };
+    // SAFETY: the value is copied out immediately.
+    if let Some(t) = unsafe { REPEATS.get(&key) } {
+        if now.wrapping_sub(*t) < REPEAT_WINDOW_NS {
+            return true;
         }
     }
-    emit(e);
-    Ok(())
+    let _ = REPEATS.insert(&key, &now, 0);
+    false
+}
+
+/// Fills in a path event; returns the path's length (without the NUL).
+#[inline(always)]
+fn fill_path(e: &mut PathEvent, kind: u32, path: *const u8, dfd: i32, flags: u32) -> usize {
+    e.kind = kind;
+    e.flags = 0;
+    e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    e.aux = flags;
+    // SAFETY: a helper without arguments.
+    e.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    e.rule = 0;
+    e.port = dfd as u32;
+    e.addr = [0; 16];
+    // SAFETY: the helper checks the user address.
+    match unsafe { bpf_probe_read_user_str_bytes(path, &mut e.path) } {
+        Ok(s) => {
+            if s.len() >= PATH_LEN - 1 {
+                e.flags |= FLAG_TRUNCATED;
+            }
+            s.len()
+        }
+        Err(_) => {
+            e.path[0] = 0;
+            0
+        }
+    }
 }
 
 #[inline(always)]
@@ -277,49 +556,72 @@ fn mapped(v4: [u8; 4]) -> [u8; 16] {
 }
 
 /// The first rule that matches: exact address and port, the address on any port, the port on
-/// any address, then any address and any port.
+/// any address, then any address and any port; verdict 0 when none does. (A plain value, not an
+/// `Option`: LLVM leaves the payload register of `None` undefined and the verifier refuses to
+/// read it.)
 #[inline(always)]
-fn verdict(addr: &[u8; 16], port: u32) -> Option<ConnectRule> {
+fn verdict(addr: &[u8; 16], port: u32) -> ConnectRule {
     let mut key = ConnectKey { addr: *addr, port };
     // SAFETY (all four lookups): the value is copied out immediately.
     if let Some(r) = unsafe { CONNECT_RULES.get(&key) } {
-        return Some(*r);
+        return *r;
     }
     key.port = 0;
     if let Some(r) = unsafe { CONNECT_RULES.get(&key) } {
-        return Some(*r);
+        return *r;
     }
     key.addr = [0; 16];
     key.port = port;
     if let Some(r) = unsafe { CONNECT_RULES.get(&key) } {
-        return Some(*r);
+        return *r;
     }
     key.port = 0;
-    unsafe { CONNECT_RULES.get(&key) }.copied()
+    match unsafe { CONNECT_RULES.get(&key) } {
+        Some(r) => *r,
+        None => ConnectRule {
+            verdict: 0,
+            rule: 0,
+        },
+    }
+}
+
+/// Decides a connect (`KIND_CONNECT`) or an addressed send (`KIND_SEND`) seen by a cgroup
+/// program, records it with the socket type (the real protocol) and returns the verdict
+/// (0 = refused with `EPERM`). IPv4-mapped IPv6 addresses are keyed, decided and recorded as the
+/// IPv4 address they are.
+#[inline(always)]
+fn sock_addr(ctx: &SockAddrContext, kind: u32, addr: [u8; 16], v6: bool) -> i32 {
+    // SAFETY: the context of a cgroup/connect|sendmsg program.
+    let (port, sock_type) = unsafe { ((*ctx.sock_addr).user_port, (*ctx.sock_addr).type_) };
+    let port = u16::from_be(port as u16) as u32;
+    let rule = verdict(&addr, port);
+    let denied = rule.verdict == VERDICT_DENY;
+    if let Some(e) = begin(kind) {
+        e.port = port;
+        e.addr = addr;
+        e.aux = sock_type;
+        let is_mapped = addr[..10] == [0u8; 10] && addr[10] == 0xff && addr[11] == 0xff;
+        if v6 && !is_mapped {
+            e.flags |= FLAG_IPV6;
+        }
+        if denied {
+            e.flags |= FLAG_ENFORCED;
+            e.rule = rule.rule;
+        }
+        emit(e);
+    }
+    if denied {
+        count(STAT_REFUSED);
+        0
+    } else {
+        1
+    }
 }
 
 #[inline(always)]
-fn allow_connect(addr: &[u8; 16], port: u32) -> i32 {
-    match verdict(addr, port) {
-        Some(r) if r.verdict == VERDICT_DENY => {
-            count(STAT_REFUSED);
-            0
-        }
-        _ => 1,
-    }
-}
-
-#[cgroup_sock_addr(connect4)]
-pub fn aa_connect4(ctx: SockAddrContext) -> i32 {
-    // SAFETY: the context of a cgroup/connect4 program.
-    let (ip, port) = unsafe { ((*ctx.sock_addr).user_ip4, (*ctx.sock_addr).user_port) };
-    allow_connect(&mapped(ip.to_ne_bytes()), u16::from_be(port as u16) as u32)
-}
-
-#[cgroup_sock_addr(connect6)]
-pub fn aa_connect6(ctx: SockAddrContext) -> i32 {
-    // SAFETY: the context of a cgroup/connect6 program.
-    let (ip, port) = unsafe { ((*ctx.sock_addr).user_ip6, (*ctx.sock_addr).user_port) };
+fn ip6(ctx: &SockAddrContext) -> [u8; 16] {
+    // SAFETY: the context of a cgroup/*6 program.
+    let ip = unsafe { (*ctx.sock_addr).user_ip6 };
     let mut addr = [0u8; 16];
     let mut i = 0;
     while i < 4 {
@@ -330,7 +632,35 @@ pub fn aa_connect6(ctx: SockAddrContext) -> i32 {
         addr[i * 4 + 3] = w[3];
         i += 1;
     }
-    allow_connect(&addr, u16::from_be(port as u16) as u32)
+    addr
+}
+
+#[inline(always)]
+fn ip4(ctx: &SockAddrContext) -> [u8; 16] {
+    // SAFETY: the context of a cgroup/*4 program.
+    mapped(unsafe { (*ctx.sock_addr).user_ip4 }.to_ne_bytes())
+}
+
+#[cgroup_sock_addr(connect4)]
+pub fn aa_connect4(ctx: SockAddrContext) -> i32 {
+    sock_addr(&ctx, KIND_CONNECT, ip4(&ctx), false)
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn aa_connect6(ctx: SockAddrContext) -> i32 {
+    sock_addr(&ctx, KIND_CONNECT, ip6(&ctx), true)
+}
+
+/// `sendto` / `sendmsg` with an address on an unconnected (UDP) socket.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn aa_sendmsg4(ctx: SockAddrContext) -> i32 {
+    sock_addr(&ctx, KIND_SEND, ip4(&ctx), false)
+}
+
+/// As [`aa_sendmsg4`], for IPv6 sockets (and IPv4-mapped destinations on them).
+#[cgroup_sock_addr(sendmsg6)]
+pub fn aa_sendmsg6(ctx: SockAddrContext) -> i32 {
+    sock_addr(&ctx, KIND_SEND, ip6(&ctx), true)
 }
 
 /// Copies up to `DATA_LEN` bytes of plaintext.
