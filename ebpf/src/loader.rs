@@ -299,68 +299,25 @@ impl Probes {
 
     /// Replaces the enforcement maps with `compiled`, plus the force-proxy rule.
     pub fn load_rules(&mut self, compiled: &Compiled, force_proxy: bool) -> Result<(), EbpfError> {
-        {
-            let map = self
-                .bpf
-                .map_mut("EXEC_DENY")
-                .ok_or_else(|| load_error("no EXEC_DENY map"))?;
-            let mut m: BpfHashMap<_, PathKey, u32> =
-                BpfHashMap::try_from(map).map_err(load_error)?;
-            let wanted: std::collections::HashMap<[u8; PATH_LEN], u32> = compiled
-                .exec_deny
-                .iter()
-                .map(|(p, r)| (path_key(p).path, *r))
-                .collect();
-            let stale: Vec<PathKey> = m
-                .keys()
-                .flatten()
-                .filter(|k| !wanted.contains_key(&k.path))
-                .collect();
-            for k in stale {
-                let _ = m.remove(&k);
-            }
-            for (path, rule) in &wanted {
-                m.insert(PathKey { path: *path }, rule, 0)
-                    .map_err(load_error)?;
-            }
-        }
-        {
-            // The same executables by identity: another name, a rename, a hard link or an
-            // exec through a file descriptor reach the same inode.
-            let map = self
-                .bpf
-                .map_mut("EXEC_DENY_ID")
-                .ok_or_else(|| load_error("no EXEC_DENY_ID map"))?;
-            let mut m: BpfHashMap<_, FileKey, u32> =
-                BpfHashMap::try_from(map).map_err(load_error)?;
-            let wanted: std::collections::HashMap<FileKey, u32> = compiled
-                .exec_deny
-                .iter()
-                .filter_map(|(p, r)| file_key(Path::new(p)).map(|k| (k, *r)))
-                .collect();
-            let stale: Vec<FileKey> = m
-                .keys()
-                .flatten()
-                .filter(|k| !wanted.contains_key(k))
-                .collect();
-            for k in stale {
-                let _ = m.remove(&k);
-            }
-            for (k, rule) in &wanted {
-                m.insert(k, rule, 0).map_err(load_error)?;
-            }
-        }
-        let map = self
-            .bpf
-            .map_mut("CONNECT_RULES")
-            .ok_or_else(|| load_error("no CONNECT_RULES map"))?;
-        let mut m: BpfHashMap<_, ConnectKey, ConnectRule> =
-            BpfHashMap::try_from(map).map_err(load_error)?;
-        let mut wanted: std::collections::HashMap<ConnectKey, ConnectRule> =
+        let by_path: std::collections::HashMap<PathKey, u32> = compiled
+            .exec_deny
+            .iter()
+            .map(|(p, r)| (path_key(p), *r))
+            .collect();
+        self.sync_map("EXEC_DENY", &by_path)?;
+        // The same executables by identity: another name, a rename, a hard link or an exec
+        // through a file descriptor reach the same inode.
+        let by_id: std::collections::HashMap<FileKey, u32> = compiled
+            .exec_deny
+            .iter()
+            .filter_map(|(p, r)| file_key(Path::new(p)).map(|k| (k, *r)))
+            .collect();
+        self.sync_map("EXEC_DENY_ID", &by_id)?;
+        let mut connect: std::collections::HashMap<ConnectKey, ConnectRule> =
             compiled.connect.iter().copied().collect();
         if force_proxy {
             // Every non-loopback destination is refused: egress goes through the proxy.
-            wanted.insert(
+            connect.insert(
                 ConnectKey {
                     addr: [0; 16],
                     port: 0,
@@ -374,7 +331,7 @@ impl Probes {
                 std::net::IpAddr::from([127, 0, 0, 1]),
                 std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
             ] {
-                wanted
+                connect
                     .entry(ConnectKey {
                         addr: crate::rules::key_addr(ip),
                         port: 0,
@@ -385,7 +342,25 @@ impl Probes {
                     });
             }
         }
-        let stale: Vec<ConnectKey> = m
+        self.sync_map("CONNECT_RULES", &connect)
+    }
+
+    /// Makes the hash map `name` hold exactly `wanted`: stale keys removed, the rest written.
+    fn sync_map<K, V>(
+        &mut self,
+        name: &str,
+        wanted: &std::collections::HashMap<K, V>,
+    ) -> Result<(), EbpfError>
+    where
+        K: aya::Pod + Eq + std::hash::Hash,
+        V: aya::Pod,
+    {
+        let map = self
+            .bpf
+            .map_mut(name)
+            .ok_or_else(|| load_error(format!("no {name} map")))?;
+        let mut m: BpfHashMap<_, K, V> = BpfHashMap::try_from(map).map_err(load_error)?;
+        let stale: Vec<K> = m
             .keys()
             .flatten()
             .filter(|k| !wanted.contains_key(k))
@@ -393,7 +368,7 @@ impl Probes {
         for k in stale {
             let _ = m.remove(&k);
         }
-        for (k, v) in &wanted {
+        for (k, v) in wanted {
             m.insert(k, v, 0).map_err(load_error)?;
         }
         Ok(())

@@ -223,7 +223,7 @@ def test_every_file_changing_syscall_is_recorded_with_its_access(
     assert r.returncode == 0 and r.stdout.strip() == "ok", (way, r)
     for rel, access in expected:
         want = {"kind": "file_access", "path": str(d / rel), "access": access}
-        wait_for(gateway, lambda r: action(r) == want)
+        wait_for(gateway, lambda r, want=want: action(r) == want)
 
 
 
