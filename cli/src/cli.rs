@@ -203,6 +203,14 @@ pub enum AgentsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Revoke the agent's token at once (`register --rotate` issues a new one).
+    Revoke {
+        /// Agent id.
+        id: String,
+        /// The gateway.
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// A `--label` that is not `key=value`.

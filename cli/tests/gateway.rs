@@ -1287,3 +1287,55 @@ fn decide_asks_the_gateway_and_tail_follows_its_stream() {
     let _ = tail.kill();
     let _ = tail.wait();
 }
+
+#[test]
+fn a_revoked_token_is_refused_at_once_after_a_restart_and_until_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir(dir.path(), "permit(principal, action, resource);", None);
+    let db = dir.path().join("gw.db");
+    let gw = Gateway::start(&db, Some(&policy));
+    let token = gw.register("leaky", None);
+    let other = gw.register("other", None);
+    assert_eq!(gw.get("/v1/whoami", Some(&token)).0, StatusCode::OK);
+    // Only the admin may revoke.
+    let empty = json!({});
+    assert_eq!(
+        gw.post("/v1/agents/leaky/revoke", Some(&other), &empty).0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, info) = gw.post("/v1/agents/leaky/revoke", Some(ADMIN), &empty);
+    assert_eq!(
+        (status, info["agent_id"].as_str()),
+        (StatusCode::OK, Some("leaky"))
+    );
+    assert_eq!(
+        gw.post("/v1/agents/nobody/revoke", Some(ADMIN), &empty).0,
+        StatusCode::NOT_FOUND
+    );
+    let refused = |gw: &Gateway| {
+        let decide = json!({"agent": {"agent_id": "leaky"}, "action": tool("t"), "layer": "sdk"});
+        gw.get("/v1/whoami", Some(&token)).0 == StatusCode::UNAUTHORIZED
+            && gw.post("/v1/decide", Some(&token), &decide).0 == StatusCode::UNAUTHORIZED
+    };
+    assert!(refused(&gw), "the revoked token still works");
+    assert_eq!(gw.get("/v1/whoami", Some(&other)).0, StatusCode::OK);
+    // A restart (and a kill -9) does not bring it back.
+    let mut gw = gw.restart();
+    assert!(
+        refused(&gw),
+        "the revoked token works again after a restart"
+    );
+    gw.signal(libc::SIGKILL);
+    let gw = Gateway::start(&db, None);
+    assert!(refused(&gw), "the revoked token works again after kill -9");
+    // Rotating issues a new token; the old one stays dead.
+    let (status, reg) = gw.post(
+        "/v1/agents",
+        Some(ADMIN),
+        &json!({"agent_id": "leaky", "rotate": true}),
+    );
+    assert_eq!(status, StatusCode::CREATED);
+    let fresh = reg["token"].as_str().unwrap().to_owned();
+    assert_eq!(gw.get("/v1/whoami", Some(&fresh)).0, StatusCode::OK);
+    assert!(refused(&gw));
+}

@@ -103,6 +103,11 @@ impl Tokens {
             .insert(token_hash.to_owned(), agent_id.to_owned());
     }
 
+    /// Revokes the agent's token: it no longer authenticates anyone.
+    pub fn revoke(&mut self, agent_id: &str) {
+        self.agents.retain(|_, id| id != agent_id);
+    }
+
     /// Who holds `token`, if anyone. The admin check is constant-time; agent tokens are looked
     /// up by their SHA-256, so timing can reveal nothing about a token itself.
     pub fn caller(&self, token: &str) -> Option<Caller> {
@@ -134,5 +139,7 @@ mod tests {
         t.set_agent("bot", &token_hash(&b));
         assert_eq!(t.caller(&a), None);
         assert_eq!(t.caller(&b), Some(Caller::Agent("bot".into())));
+        t.revoke("bot");
+        assert_eq!(t.caller(&b), None);
     }
 }

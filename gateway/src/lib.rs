@@ -136,7 +136,10 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
     let mut tokens = Tokens::new(&admin_token);
     let mut agents = std::collections::HashMap::new();
     for row in store.agents()? {
-        tokens.set_agent(&row.agent_id, &row.token_hash);
+        // A revoked agent's row keeps no token hash: nothing authenticates as it.
+        if !row.token_hash.is_empty() {
+            tokens.set_agent(&row.agent_id, &row.token_hash);
+        }
         agents.insert(row.agent_id.clone(), row);
     }
     let suspended = agents

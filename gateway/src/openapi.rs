@@ -162,7 +162,8 @@ fn paths() -> Value {
             "post": with_body(op("Register an agent (admin); its token is returned once", "201", ok("Registered", schema_ref("Registered")), &[("409", "Already registered (pass rotate)")]), schema_ref("RegisterRequest")),
         },
         "/v1/agents/{id}/suspend": {"post": with_params(op("Kill switch on: every action of the agent is denied (admin)", "200", ok("The agent", schema_ref("AgentInfo")), &[]), id_param.clone())},
-        "/v1/agents/{id}/resume": {"post": with_params(op("Kill switch off (admin)", "200", ok("The agent", schema_ref("AgentInfo")), &[]), id_param)},
+        "/v1/agents/{id}/resume": {"post": with_params(op("Kill switch off (admin)", "200", ok("The agent", schema_ref("AgentInfo")), &[]), id_param.clone())},
+        "/v1/agents/{id}/revoke": {"post": with_params(op("Revoke the agent's token at once; register with rotate for a new one (admin)", "200", ok("The agent", schema_ref("AgentInfo")), &[]), id_param)},
         "/v1/budgets": {"get": op("Live usage against every budget (admin)", "200", ok("Budgets", array("BudgetStatus")), &[])},
         "/v1/audit": {"get": with_params(op("Audit records, filtered, oldest first, with a cursor (admin)", "200", ok("A page", schema_ref("AuditPage")), &[]), json!([
             {"name": "agent", "in": "query", "required": false, "schema": {"type": "string"}},

@@ -394,6 +394,12 @@ impl GatewayClient {
         self.exchange("POST /v1/agents/{id}/resume", Method::POST, &path, None)
     }
 
+    /// `POST /v1/agents/{id}/revoke` (admin): the agent's token stops working at once.
+    pub fn revoke(&self, agent_id: &str) -> Result<AgentInfo> {
+        let path = format!("/v1/agents/{}/revoke", encode_segment(agent_id));
+        self.exchange("POST /v1/agents/{id}/revoke", Method::POST, &path, None)
+    }
+
     /// `GET /v1/whoami`: who this client's token belongs to.
     pub fn whoami(&self) -> Result<WhoAmI> {
         self.get("GET /v1/whoami", "/v1/whoami")

@@ -1,4 +1,4 @@
-//! `aasm agents list | register | suspend | resume`
+//! `aasm agents list | register | suspend | resume | revoke`
 
 use aa_core::wire::{AgentInfo, RegisterRequest};
 
@@ -50,6 +50,12 @@ pub fn run(command: AgentsCommand, out: &Printer) -> Result<Status, CliError> {
         AgentsCommand::Resume { id, remote } => {
             let a = remote.client()?.resume(&id)?;
             out.emit("agent", &a, || describe(&a));
+        }
+        AgentsCommand::Revoke { id, remote } => {
+            let a = remote.client()?.revoke(&id)?;
+            out.emit("agent", &a, || {
+                format!("revoked the token of {}", describe(&a))
+            });
         }
     }
     Ok(Status::Success)

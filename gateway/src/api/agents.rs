@@ -98,6 +98,42 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(Registered { agent: info, token })))
 }
 
+/// Admin: revoke the agent's token at once (requests with it get 401, after a restart too);
+/// `register` with `rotate` issues a new one. Records and the kill switch are unchanged.
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AgentInfo>> {
+    require_admin(&caller)?;
+    // Under the hub's lock, like registration, so a revoke and a rotate cannot interleave.
+    let info = state.hub.with_suspended(|_| {
+        let mut row = state
+            .agents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
+        row.token_hash.clear();
+        state.store.put_agent(&row)?;
+        state
+            .tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .revoke(&id);
+        let info = AgentInfo::from(&row);
+        state
+            .agents
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.agent_id.clone(), row);
+        Ok::<_, ApiError>(info)
+    })?;
+    tracing::info!(agent_id = %id, "agent token revoked");
+    Ok(Json(info))
+}
+
 async fn set_suspended(
     state: Arc<AppState>,
     id: String,

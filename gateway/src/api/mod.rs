@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents", get(agents::list).post(agents::register))
         .route("/v1/agents/{id}/suspend", post(agents::suspend))
         .route("/v1/agents/{id}/resume", post(agents::resume))
+        .route("/v1/agents/{id}/revoke", post(agents::revoke))
         .route("/v1/budgets", get(ops::budgets))
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
