@@ -1339,3 +1339,53 @@ fn a_revoked_token_is_refused_at_once_after_a_restart_and_until_rotated() {
     assert_eq!(gw.get("/v1/whoami", Some(&fresh)).0, StatusCode::OK);
     assert!(refused(&gw));
 }
+
+#[test]
+fn events_answer_per_event_and_an_invalid_one_does_not_sink_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir(dir.path(), "permit(principal, action, resource);", None);
+    let gw = Gateway::start(&dir.path().join("gw.db"), Some(&policy));
+    let token = gw.register("mixed", None);
+    let event = |id: &str, action: Value| {
+        json!({"id": id, "ts": "2026-01-05T12:00:00.000Z", "agent_id": "mixed", "layer": "sdk",
+               "action": action,
+               "decision": {"effect": "allow", "reason": "permitted", "message": "m", "policy_ids": [], "decision_id": format!("d-{id}")}})
+    };
+    let bad_path = json!({"kind": "file_access", "path": "", "access": "write"});
+    let batch = json!({"events": [event("ok-1", tool("t")), event("bad-1", bad_path), event("ok-2", tool("t"))]});
+    let (status, v) = gw.post("/v1/events", Some(&token), &batch);
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+        (Some(2), Some(0)),
+        "{v}"
+    );
+    let rejected = v["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{v}");
+    assert_eq!(rejected[0]["id"], "bad-1");
+    assert!(
+        rejected[0]["reason"].as_str().unwrap().contains("path"),
+        "{v}"
+    );
+    // Sent again: the two stored are duplicates, the invalid one is refused again.
+    let (_, again) = gw.post("/v1/events", Some(&token), &batch);
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(2)),
+        "{again}"
+    );
+    assert_eq!(again["rejected"].as_array().map(Vec::len), Some(1));
+    let ids: Vec<String> = gw
+        .all_records()
+        .iter()
+        .filter(|r| r["agent_id"] == "mixed")
+        .map(|r| {
+            r["event_id"]
+                .as_str()
+                .or(r["id"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}

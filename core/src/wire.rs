@@ -74,8 +74,21 @@ pub struct EventsResponse {
     pub accepted: usize,
     /// Events already stored before (replays).
     pub duplicates: usize,
-    /// One ack per event, in order.
+    /// One ack per stored or duplicate event, in order.
     pub acks: Vec<Ack>,
+    /// Events refused, each with its reason; the rest of the batch is stored all the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejection>,
+}
+
+/// An event the gateway refused for good, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Rejection {
+    /// Event id (as sent; may be the invalid one).
+    pub id: String,
+    /// Why it was refused.
+    pub reason: String,
 }
 
 /// A registered agent, as the API shows it (never its token or token hash).

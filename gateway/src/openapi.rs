@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use aa_core::wire::{
     AgentInfo, AuditPage, DecideRequest, ErrorBody, EventsRequest, EventsResponse, Health,
-    PolicyDocument, PolicyVersion, PublicKey, RegisterRequest, Registered, WhoAmI,
+    PolicyDocument, PolicyVersion, PublicKey, RegisterRequest, Registered, Rejection, WhoAmI,
 };
 
 /// The document as JSON.
@@ -27,6 +27,7 @@ pub fn document() -> Value {
         aa_core::Decision,
         EventsRequest<'static>,
         EventsResponse,
+        Rejection,
         PolicyDocument,
         aa_core::PolicyBundle,
         AgentInfo,

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use aa_core::audit::AuditSink;
+use aa_core::wire::Rejection;
 use aa_core::{AuditError, AuditEvent};
 
 use crate::gateway::{GatewayClient, GatewayError};
@@ -287,9 +288,15 @@ fn run(inner: &Inner) {
         let mut st = inner.lock();
         st.in_flight = 0;
         match result {
-            Ok(_) => {
-                st.stats.shipped += n as u64;
+            Ok(resp) => {
+                let refused = refused_events(&batch, &resp.rejected);
+                st.stats.shipped += (n - refused.len()) as u64;
                 st.stats.last_error = None;
+                if !refused.is_empty() {
+                    st.stats.rejected += refused.len() as u64;
+                    st.stats.last_error = resp.rejected.first().map(|r| r.reason.clone());
+                    write_rejected(inner, &refused);
+                }
                 if !st.healthy {
                     st.healthy = true;
                     st.replay_due = true;
@@ -328,9 +335,31 @@ fn run(inner: &Inner) {
     }
 }
 
+/// The events of `batch` the gateway refused one by one (kept, like a refused batch).
+fn refused_events(batch: &[AuditEvent], rejected: &[Rejection]) -> Vec<AuditEvent> {
+    if rejected.is_empty() {
+        return Vec::new();
+    }
+    let ids: std::collections::HashSet<&str> = rejected.iter().map(|r| r.id.as_str()).collect();
+    batch
+        .iter()
+        .filter(|e| ids.contains(e.id.as_str()))
+        .cloned()
+        .collect()
+}
+
 fn send(inner: &Inner, batch: &[AuditEvent]) -> Result<(), GatewayError> {
     match inner.http.post_events(batch) {
-        Ok(_) => Ok(()),
+        Ok(resp) => {
+            let refused = refused_events(batch, &resp.rejected);
+            if !refused.is_empty() {
+                write_rejected(inner, &refused);
+                let mut st = inner.lock();
+                st.stats.rejected += refused.len() as u64;
+                st.stats.last_error = resp.rejected.first().map(|r| r.reason.clone());
+            }
+            Ok(())
+        }
         Err(e) if !e.is_retryable() => {
             write_rejected(inner, batch);
             let mut st = inner.lock();

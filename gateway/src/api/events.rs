@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use aa_core::wire::{EventsRequest, EventsResponse};
+use aa_core::AuditEvent;
+use aa_core::wire::{EventsRequest, EventsResponse, Rejection};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -27,21 +28,28 @@ pub async fn ingest(
             "at most {MAX_EVENTS} events per batch"
         )));
     }
+    // A token reporting for another agent is refused as a whole: that is an identity error.
     for e in req.events.iter() {
         require_self(&caller, &e.agent_id)?;
-        aa_core::Agent::new(e.agent_id.clone())
-            .validate()
-            .and_then(|()| e.action.validate())
-            .map_err(|err| ApiError::bad_request(format!("event {}: {err}", e.id)))?;
-        if e.id.is_empty() || e.id.len() > 128 {
-            return Err(ApiError::bad_request(
-                "event ids must be 1 to 128 characters",
-            ));
-        }
     }
-    let events = req.events.into_owned();
+    // An invalid event is refused alone, with its reason; the valid ones are stored.
+    let (events, rejected): (Vec<AuditEvent>, Vec<Rejection>) = req
+        .events
+        .into_owned()
+        .into_iter()
+        .fold((Vec::new(), Vec::new()), |(mut ok, mut bad), e| {
+            match invalid(&e) {
+                Some(reason) => bad.push(Rejection { id: e.id, reason }),
+                None => ok.push(e),
+            }
+            (ok, bad)
+        });
     // The writer charges what new events report, in the transaction that stores them.
-    let acks = state.writer.ingest(events).await?;
+    let acks = if events.is_empty() {
+        Vec::new()
+    } else {
+        state.writer.ingest(events).await?
+    };
     let accepted = acks.iter().filter(|a| !a.duplicate).count();
     let duplicates = acks.len() - accepted;
     state.metrics.events_ingested.inc_by(accepted as u64);
@@ -50,5 +58,18 @@ pub async fn ingest(
         accepted,
         duplicates,
         acks,
+        rejected,
     }))
+}
+
+/// Why `e` cannot be stored, if it cannot.
+fn invalid(e: &AuditEvent) -> Option<String> {
+    if e.id.is_empty() || e.id.len() > 128 {
+        return Some("event ids must be 1 to 128 characters".into());
+    }
+    aa_core::Agent::new(e.agent_id.clone())
+        .validate()
+        .and_then(|()| e.action.validate())
+        .err()
+        .map(|err| err.to_string())
 }
