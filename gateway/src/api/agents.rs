@@ -106,32 +106,48 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AgentInfo>> {
     require_admin(&caller)?;
+    let st = state;
+    let agent_id = id.clone();
     // Under the hub's lock, like registration, so a revoke and a rotate cannot interleave.
-    let info = state.hub.with_suspended(|_| {
-        let mut row = state
-            .agents
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
-        row.token_hash.clear();
-        state.store.put_agent(&row)?;
-        state
-            .tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .revoke(&id);
-        let info = AgentInfo::from(&row);
-        state
-            .agents
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(row.agent_id.clone(), row);
-        Ok::<_, ApiError>(info)
-    })?;
+    let row = tokio::task::spawn_blocking(move || {
+        st.hub.with_suspended(|_| {
+            let row = update_agent(&st, &agent_id, |row| row.token_hash.clear())?;
+            st.tokens
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .revoke(&agent_id);
+            Ok::<_, ApiError>(row)
+        })
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let info = AgentInfo::from(&row);
     tracing::info!(agent_id = %id, "agent token revoked");
     Ok(Json(info))
+}
+
+/// Changes the registered agent `id` in the store, then in memory (the caller holds the hub's
+/// lock, so changes land in one order). `not_found` for an unknown id.
+fn update_agent(
+    state: &AppState,
+    id: &str,
+    change: impl FnOnce(&mut AgentRow),
+) -> Result<AgentRow, ApiError> {
+    let mut row = state
+        .agents
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
+    change(&mut row);
+    state.store.put_agent(&row)?;
+    state
+        .agents
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(row.agent_id.clone(), row.clone());
+    Ok(row)
 }
 
 async fn set_suspended(
@@ -146,20 +162,7 @@ async fn set_suspended(
     let (row, _) = tokio::task::spawn_blocking(move || {
         let st = &hub_state;
         st.hub.set_suspended(&agent_id, suspended, || {
-            let mut row = st
-                .agents
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&agent_id)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found(format!("no agent `{agent_id}`")))?;
-            row.suspended = suspended;
-            st.store.put_agent(&row)?;
-            st.agents
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(row.agent_id.clone(), row.clone());
-            Ok::<_, ApiError>(row)
+            update_agent(st, &agent_id, |row| row.suspended = suspended)
         })
     })
     .await
