@@ -135,6 +135,18 @@ def model_records(gateway: Gateway, provider: str, model: str, n: int) -> list[d
     return wait_records(gateway, usage_of, n)
 
 
+def assert_two_charged(gateway: Gateway, provider: str, model: str, tokens: tuple[int, int],
+                       price_per_mtok: tuple[float, float]) -> None:
+    """The streamed and the whole call each left a record with exactly these tokens and cost."""
+    recs = model_records(gateway, provider, model, 2)
+    assert len(recs) == 2, recs
+    cost = (tokens[0] * price_per_mtok[0] + tokens[1] * price_per_mtok[1]) / 1e6
+    for r in recs:
+        u = r["outcome"]["usage"]
+        assert (u["input_tokens"], u["output_tokens"]) == tokens, u
+        assert u["cost_usd"] == pytest.approx(cost)
+
+
 def test_anthropic_sdk_streamed_and_not_tokens_charged(proxy: Proxy, gateway: Gateway,
                                                       anthropic_upstream: Upstream) -> None:
     import anthropic
@@ -149,12 +161,7 @@ def test_anthropic_sdk_streamed_and_not_tokens_charged(proxy: Proxy, gateway: Ga
     with client.messages.stream(model="claude-sonnet-4-6", max_tokens=64,
                                 messages=[{"role": "user", "content": "hi"}]) as stream:
         assert "".join(stream.text_stream) == "Hello"
-    recs = model_records(gateway, "anthropic", "claude-sonnet-4-6", 2)
-    assert len(recs) == 2, recs
-    for r in recs:
-        u = r["outcome"]["usage"]
-        assert (u["input_tokens"], u["output_tokens"]) == (30, 15), u
-        assert u["cost_usd"] == pytest.approx((30 * 3.00 + 15 * 15.00) / 1e6)
+    assert_two_charged(gateway, "anthropic", "claude-sonnet-4-6", (30, 15), (3.00, 15.00))
 
 
 def test_litellm_streamed_and_not_tokens_charged(proxy: Proxy, gateway: Gateway, upstream: Upstream) -> None:
@@ -167,12 +174,7 @@ def test_litellm_streamed_and_not_tokens_charged(proxy: Proxy, gateway: Gateway,
     assert resp.choices[0].message.content == "Hello"
     chunks = litellm.completion(**kw, stream=True, stream_options={"include_usage": True})
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
-    recs = model_records(gateway, "openai", "gpt-4.1-mini", 2)
-    assert len(recs) == 2, recs
-    for r in recs:
-        u = r["outcome"]["usage"]
-        assert (u["input_tokens"], u["output_tokens"]) == (21, 9), u
-        assert u["cost_usd"] == pytest.approx((21 * 0.40 + 9 * 1.60) / 1e6)
+    assert_two_charged(gateway, "openai", "gpt-4.1-mini", (21, 9), (0.40, 1.60))
 
 
 def test_vercel_ai_sdk_openai_provider_streamed_and_not(proxy: Proxy, gateway: Gateway, upstream: Upstream,
@@ -183,9 +185,4 @@ def test_vercel_ai_sdk_openai_provider_streamed_and_not(proxy: Proxy, gateway: G
     out = json.loads(r.stdout)
     assert out["text"] == "Hello" and out["streamed"] == "Hello", out
     assert out["usage"]["inputTokens"] == 21 and out["usage"]["outputTokens"] == 9
-    recs = model_records(gateway, "openai", "gpt-5-mini", 2)
-    assert len(recs) == 2, recs
-    for rec in recs:
-        u = rec["outcome"]["usage"]
-        assert (u["input_tokens"], u["output_tokens"]) == (21, 9), u
-        assert u["cost_usd"] == pytest.approx((21 * 0.25 + 9 * 2.00) / 1e6)
+    assert_two_charged(gateway, "openai", "gpt-5-mini", (21, 9), (0.25, 2.00))
