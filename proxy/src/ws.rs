@@ -51,6 +51,22 @@ fn upstream_request(req: &Request<Body>) -> Option<Request<()>> {
     out.body(()).ok()
 }
 
+/// Forwards frames from one side to the other until either ends or a close frame passed, then
+/// closes the receiving side.
+async fn pump<S, K>(mut from: S, mut to: K)
+where
+    S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+    K: futures_util::Sink<Message> + Unpin,
+{
+    while let Some(Ok(m)) = from.next().await {
+        let close = matches!(m, Message::Close(_));
+        if to.send(m).await.is_err() || close {
+            break;
+        }
+    }
+    let _ = to.close().await;
+}
+
 /// Relays an allowed WebSocket upgrade: connects upstream (bounded by `timeout`), then accepts
 /// the client's upgrade with the subprotocol the upstream chose and pumps frames both ways.
 pub(crate) async fn relay(
@@ -81,26 +97,10 @@ pub(crate) async fn relay(
     };
     tokio::spawn(async move {
         let Ok(client) = client.await else { return };
-        let (mut to_client, mut from_client) = client.split();
-        let (mut to_upstream, mut from_upstream) = upstream.split();
-        let up = async {
-            while let Some(Ok(m)) = from_client.next().await {
-                let close = matches!(m, Message::Close(_));
-                if to_upstream.send(m).await.is_err() || close {
-                    break;
-                }
-            }
-            let _ = to_upstream.close().await;
-        };
-        let down = async {
-            while let Some(Ok(m)) = from_upstream.next().await {
-                let close = matches!(m, Message::Close(_));
-                if to_client.send(m).await.is_err() || close {
-                    break;
-                }
-            }
-            let _ = to_client.close().await;
-        };
+        let (to_client, from_client) = client.split();
+        let (to_upstream, from_upstream) = upstream.split();
+        let up = pump(from_client, to_upstream);
+        let down = pump(from_upstream, to_client);
         tokio::join!(up, down);
     });
     let (mut parts, _) = res.into_parts();
