@@ -8,8 +8,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages: the wasm32 toolchain (Debian's rustc-web, linked into rustup as `web`) and
 # the eBPF one (core for bpfel-unknown-none, which pulls clang/LLVM 22; bpftool); valgrind for the
-# FFI binding's leak check.
-APT_PACKAGES=(rustc-web cargo-web rust-web-src lld-22 libstd-rust-web-dev-bpf bpftool valgrind)
+# FFI binding's leak check; PostgreSQL for the replica tests (scripts/pg.sh runs its own
+# throwaway cluster; the package's default cluster is not used).
+APT_PACKAGES=(rustc-web cargo-web rust-web-src lld-22 libstd-rust-web-dev-bpf bpftool valgrind postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
