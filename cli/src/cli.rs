@@ -132,9 +132,14 @@ pub struct GatewayArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub listen: std::net::SocketAddr,
-    /// SQLite database (WAL). The signing key is DB.key, the admin token DB.admin-token.
+    /// SQLite database (WAL; the signing key is DB.key, the admin token DB.admin-token), or a
+    /// postgres:// URL that several replicas share (then give --key and AA_ADMIN_TOKEN, the
+    /// same on every replica).
     #[arg(long, env = "AA_GATEWAY_DB", default_value = ".aa/gateway.db")]
     pub db: PathBuf,
+    /// Checkpoint signing key (Ed25519; created if absent). Default: DB.key.
+    #[arg(long, env = "AA_GATEWAY_KEY")]
+    pub key: Option<PathBuf>,
     /// Policy directory to load at start (replaces the stored policy).
     #[arg(long)]
     pub policy: Option<PathBuf>,

@@ -309,24 +309,28 @@ fn the_published_openapi_is_current() {
 #[test]
 fn a_database_url_the_gateway_cannot_use_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_aasm"))
-        .args([
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            "postgres://aa@localhost/aa",
-        ])
-        .env("AA_ADMIN_TOKEN", "test-admin-token-0123456789")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let refused = |db: &str, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_aasm"))
+            .args(["gateway", "--listen", "127.0.0.1:0", "--db", db])
+            .args(extra)
+            .env("AA_ADMIN_TOKEN", "test-admin-token-0123456789")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A URL of a database the gateway has no store for; the password never shows.
+    let err = refused("mysql://aa:s3cret@localhost/aa", &[]);
     assert!(
-        err.contains("postgres://aa@localhost/aa") && err.contains("SQLite"),
+        err.contains("mysql://aa:***@localhost/aa")
+            && err.contains("postgres://")
+            && !err.contains("s3cret"),
         "{err}"
     );
+    // PostgreSQL replicas share one signing key: it is never created per replica.
+    let err = refused("postgres://aa@localhost/aa", &[]);
+    assert!(err.contains("--key"), "{err}");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,

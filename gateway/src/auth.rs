@@ -103,6 +103,19 @@ impl Tokens {
             .insert(token_hash.to_owned(), agent_id.to_owned());
     }
 
+    /// Replaces every agent's token hash (a replica in step with the database). An empty hash
+    /// (a revoked token) authenticates no one.
+    pub fn replace_agents<'a>(
+        &mut self,
+        agents: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) {
+        self.agents = agents
+            .into_iter()
+            .filter(|(_, hash)| !hash.is_empty())
+            .map(|(id, hash)| (hash.clone(), id.clone()))
+            .collect();
+    }
+
     /// Revokes the agent's token: it no longer authenticates anyone.
     pub fn revoke(&mut self, agent_id: &str) {
         self.agents.retain(|_, id| id != agent_id);

@@ -106,6 +106,15 @@ impl PolicyHub {
         f(&self.lock().suspended)
     }
 
+    /// Takes the hub's lock for a replica's sync with the database (it must not interleave with
+    /// a local change, and takes the locks in the same order: the hub's, then the database's).
+    pub fn lock_for_sync(&self) -> HubLock<'_> {
+        HubLock {
+            hub: self,
+            state: self.lock(),
+        }
+    }
+
     /// Swaps `compiled` in and announces its version. Call with the lock held.
     fn activate(&self, compiled: CompiledPolicy) -> String {
         let version = compiled.version().to_owned();
@@ -125,6 +134,39 @@ impl PolicyHub {
     /// Receives every new version.
     pub fn subscribe(&self) -> watch::Receiver<String> {
         self.version.subscribe()
+    }
+}
+
+/// The hub's lock, held by a replica's sync.
+pub struct HubLock<'a> {
+    hub: &'a PolicyHub,
+    state: MutexGuard<'a, HubState>,
+}
+
+impl HubLock<'_> {
+    /// Installs the stored bundle (when there is one) with the stored suspended set; swaps it
+    /// in only if its version differs from the active one. On error nothing changes.
+    pub fn replace(
+        &mut self,
+        base: Option<PolicyBundle>,
+        suspended: BTreeSet<String>,
+    ) -> Result<(), PolicyError> {
+        let base = match base {
+            Some(mut b) => {
+                b.suspended.clear();
+                Some(b)
+            }
+            None => self.state.base.take(),
+        };
+        if let Some(b) = &base {
+            let compiled = compile(b, &suspended)?;
+            if self.hub.engine.policy_version().as_deref() != Some(compiled.version()) {
+                self.hub.activate(compiled);
+            }
+        }
+        self.state.base = base;
+        self.state.suspended = suspended;
+        Ok(())
     }
 }
 

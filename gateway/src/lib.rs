@@ -1,16 +1,19 @@
 //! # aa-gateway
 //!
 //! The one brain behind every layer: agent registry and tokens, policy distribution (ETag and
-//! long poll), shared budgets, remote decisions, and the tamper-evident audit store — one
-//! writer appending a hash chain to SQLite (WAL) in group-committed transactions, with
-//! Ed25519-signed checkpoints. `aasm gateway` runs it; [`api::router`] builds the HTTP API.
+//! long poll), shared budgets, remote decisions, and the tamper-evident audit store — a writer
+//! appending a hash chain in group-committed transactions, with Ed25519-signed checkpoints, to
+//! SQLite (WAL, one gateway) or PostgreSQL (several replicas, [`replicas`]). `aasm gateway`
+//! runs it; [`api::router`] builds the HTTP API.
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod openapi;
+pub mod replicas;
 pub mod state;
 pub mod store;
 pub mod writer;
@@ -27,8 +30,9 @@ use tokio::sync::broadcast;
 use crate::auth::Tokens;
 use crate::hub::PolicyHub;
 use crate::metrics::Metrics;
+use crate::replicas::Replicas;
 use crate::state::AppState;
-use crate::store::{SqliteStore, Store};
+use crate::store::{PgStore, SqliteStore, Store};
 use crate::writer::Writer;
 
 /// How to run a gateway.
@@ -36,8 +40,12 @@ use crate::writer::Writer;
 pub struct GatewayConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// SQLite database; the signing key is `<db>.key`, the admin token `<db>.admin-token`.
+    /// SQLite database (the signing key is `<db>.key`, the admin token `<db>.admin-token`),
+    /// or a `postgres://` URL shared by replicas (then `key` and `admin_token` are required).
     pub db: PathBuf,
+    /// The checkpoint signing key (Ed25519, created if absent); default `<db>.key`. Replicas
+    /// share one key file.
+    pub key: Option<PathBuf>,
     /// Policy directory loaded at start (replacing the stored policy).
     pub policy_dir: Option<PathBuf>,
     /// PEM certificate chain and key for TLS.
@@ -56,6 +64,7 @@ impl GatewayConfig {
         GatewayConfig {
             listen,
             db,
+            key: None,
             policy_dir: None,
             tls: None,
             admin_token: None,
@@ -70,6 +79,37 @@ impl GatewayConfig {
         p.push(suffix);
         p.into()
     }
+
+    /// Which database `db` names, or why it cannot be used.
+    pub fn database(&self) -> Result<Database, GatewayError> {
+        let db = self.db.to_string_lossy();
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Ok(Database::Postgres(db.into_owned()));
+        }
+        if db.contains("://") {
+            // Never create a SQLite file under `./mysql:/…` for a URL.
+            return Err(GatewayError::UnsupportedDb(store::redact_url(&db)));
+        }
+        Ok(Database::Sqlite(self.db.clone()))
+    }
+
+    /// Where the signing key is.
+    pub fn key_path(&self) -> Option<PathBuf> {
+        match (&self.key, self.database()) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Ok(Database::Sqlite(_))) => Some(self.beside_db(".key")),
+            _ => None,
+        }
+    }
+}
+
+/// The database of a gateway.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A SQLite file: one gateway.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL: any number of replicas.
+    Postgres(String),
 }
 
 /// Why the gateway could not start or stopped with an error.
@@ -89,11 +129,16 @@ pub enum GatewayError {
         /// The diagnostics.
         source: aa_core::PolicyError,
     },
-    /// `--db` names a database this build cannot use (a URL rather than a SQLite file path).
+    /// `--db` names a database this build cannot use (a URL other than `postgres://`).
     #[error(
-        "--db {0}: this gateway stores to a SQLite file (give a path); PostgreSQL and other URLs are not supported yet"
+        "--db {0}: not a database this gateway can use; give a SQLite file path or a postgres:// URL"
     )]
     UnsupportedDb(String),
+    /// A PostgreSQL gateway lacks what replicas must share.
+    #[error(
+        "--db postgres://…: {0} (every replica must use the same one, so none is created per replica)"
+    )]
+    ReplicaSetting(&'static str),
     /// Files, sockets, TLS material.
     #[error("{what}: {source}")]
     Io {
@@ -111,16 +156,34 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GatewayError {
 
 /// Opens the store, the key, the registry and the policy: everything but the listener.
 pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError> {
-    let db = config.db.to_string_lossy();
-    if db.contains("://") {
-        // Never create a SQLite file under `./postgres:/…` for a URL.
-        return Err(GatewayError::UnsupportedDb(db.into_owned()));
-    }
-    if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
-    }
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.db, 4)?);
-    let signer = load_or_create_key(&config.beside_db(".key"))?;
+    let (store, pg): (Arc<dyn Store>, Option<Arc<PgStore>>) = match config.database()? {
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(io(format!("cannot create {}", dir.display())))?;
+            }
+            (Arc::new(SqliteStore::open(&path, 4)?), None)
+        }
+        Database::Postgres(url) => {
+            if config.key.is_none() {
+                return Err(GatewayError::ReplicaSetting(
+                    "give the checkpoint signing key file with --key",
+                ));
+            }
+            if config.admin_token.is_none() {
+                return Err(GatewayError::ReplicaSetting(
+                    "give the admin token in AA_ADMIN_TOKEN",
+                ));
+            }
+            let pg = Arc::new(PgStore::open(&url, 16)?);
+            tracing::info!(db = %store::redact_url(&url), "PostgreSQL store");
+            (pg.clone(), Some(pg))
+        }
+    };
+    let key_path = config
+        .key_path()
+        .ok_or(GatewayError::ReplicaSetting("give --key"))?;
+    let signer = load_or_create_key(&key_path)?;
     let public_key = signer.public_key().to_owned();
     let env: Arc<dyn Environment> = Arc::new(SystemEnv);
     let metrics = Arc::new(Metrics::new());
@@ -152,15 +215,20 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
     // Budget usage survives restarts: what was charged before is charged still.
     engine.ledger().restore(store.usage()?);
     let charge: writer::Charger = {
-        let (engine, agents) = (engine.clone(), agents.clone());
-        Box::new(move |event| {
+        let (engine, agents, shared) = (engine.clone(), agents.clone(), pg.is_some());
+        Box::new(move |event, deltas| {
             let agent = state::agent_of(&agents, &event.agent_id);
-            engine.charge_reported(
-                &agent,
-                &event.action,
-                &event.decision,
-                event.outcome.as_ref(),
-            );
+            if shared {
+                // Replicas charge the same counters: add to them, never overwrite.
+                budget::reported_deltas(&engine, &agent, event, deltas);
+            } else {
+                engine.charge_reported(
+                    &agent,
+                    &event.action,
+                    &event.decision,
+                    event.outcome.as_ref(),
+                );
+            }
         })
     };
     let writer = Writer::start(
@@ -171,11 +239,13 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
         writer::WriterOptions {
             checkpoint_every: config.checkpoint_every,
             queue: config.queue,
+            shared: pg.is_some(),
         },
         metrics.clone(),
         records.clone(),
     )?;
     let hub = PolicyHub::new(engine.clone(), store.clone(), suspended);
+    let replicas = pg.map(Replicas::new).transpose()?;
     let state = Arc::new(AppState {
         engine,
         hub,
@@ -187,6 +257,7 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
         records,
         public_key,
         env,
+        replicas: replicas.clone(),
     });
     let base = match &config.policy_dir {
         Some(dir) => Some((PolicyBundle::from_dir(dir), dir.display().to_string())),
@@ -209,6 +280,10 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
             "no policy loaded: every decision is denied (unavailable) until PUT /v1/policy"
         );
     }
+    if let Some(r) = &replicas {
+        r.start(&state)?;
+        tracing::info!(replica = %r.id(), "replica in step with the database");
+    }
     Ok(state)
 }
 
@@ -221,7 +296,14 @@ pub async fn serve(
     on_listen: impl FnOnce(SocketAddr) + Send + 'static,
 ) -> Result<(), GatewayError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let state = build_state(&config)?;
+    // Opening the store blocks (PostgreSQL's client does): off the async runtime.
+    let cfg = config.clone();
+    let state = tokio::task::spawn_blocking(move || build_state(&cfg))
+        .await
+        .map_err(|e| GatewayError::Io {
+            what: "start-up".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
     let app = api::router(state.clone());
     let handle = axum_server::Handle::new();
     let shutdown_handle = handle.clone();
@@ -260,6 +342,9 @@ pub async fn serve(
     };
     // Flush and seal even if serving failed.
     state.writer.stop().await;
+    if let Some(r) = state.replicas.clone() {
+        let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+    }
     tracing::info!("audit flushed and sealed");
     result.map_err(io(format!("serving on {}", config.listen)))
 }

@@ -10,8 +10,13 @@ use crate::auth::{Caller, Tokens};
 use crate::error::ApiError;
 use crate::hub::PolicyHub;
 use crate::metrics::Metrics;
+use crate::replicas::Replicas;
 use crate::store::{AgentRow, Store};
 use crate::writer::Writer;
+
+/// Why a stale replica refuses.
+pub const STALE_MESSAGE: &str =
+    "this replica cannot confirm its configuration with the database; retry (or another replica)";
 
 /// Everything a handler needs.
 pub struct AppState {
@@ -35,17 +40,39 @@ pub struct AppState {
     pub public_key: String,
     /// Clock and ids.
     pub env: Arc<dyn Environment>,
+    /// The link to the other replicas (PostgreSQL); `None` for a single gateway.
+    pub replicas: Option<Arc<Replicas>>,
 }
 
 impl AppState {
     /// The caller of a request, from its bearer token.
     pub fn caller(&self, token: Option<&str>) -> Result<Caller, ApiError> {
         let token = token.ok_or_else(ApiError::unauthorized)?;
-        self.tokens
+        let caller = self
+            .tokens
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .caller(token)
-            .ok_or_else(ApiError::unauthorized)
+            .ok_or_else(ApiError::unauthorized)?;
+        // A replica out of step with the database may hold a revoked token: agents wait.
+        if matches!(caller, Caller::Agent(_)) && !self.fresh() {
+            return Err(ApiError::unavailable(STALE_MESSAGE));
+        }
+        Ok(caller)
+    }
+
+    /// Whether this gateway's policy, registry and kill switch are known to be current (always
+    /// for a single gateway; for a replica, confirmed against the database lately).
+    pub fn fresh(&self) -> bool {
+        self.replicas.as_ref().is_none_or(|r| r.fresh())
+    }
+
+    /// After a change to the policy, registry or kill switch: returns once it is in force on
+    /// every replica (at once for a single gateway).
+    pub async fn in_step(&self) {
+        if let Some(r) = &self.replicas {
+            r.await_in_step().await;
+        }
     }
 
     /// The registered agent, or a bare one for an unregistered id.

@@ -1,18 +1,20 @@
-//! The one audit writer: a thread that owns the chain head, links events into records, appends
-//! them in batched (group-committed) transactions, and signs a checkpoint every N records and
-//! on shutdown. Nothing else writes audit records, so `seq` and `prev_hash` never race.
+//! The audit writer: a thread that links events into records and appends them in batched
+//! (group-committed) transactions, and signs a checkpoint every N records and on shutdown. The
+//! chain head is read inside each append's transaction, which holds it: one gateway's writer
+//! on SQLite, or the writers of several replicas on PostgreSQL, never race on `seq` and
+//! `prev_hash`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
 use aa_core::audit::{Chain, Signer};
+use aa_core::budget::UsageRow;
 use aa_core::{AuditEvent, AuditRecord, Engine, Environment, format_ts};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{AppendError, Linked, Store, StoreError, UsageWrite};
 
 /// Most events linked into one transaction.
 const MAX_BATCH: usize = 5000;
@@ -20,9 +22,10 @@ const MAX_BATCH: usize = 5000;
 pub use aa_core::wire::Ack;
 
 /// Charges what an ingested event reports to the budgets. The writer calls it for each new
-/// (not replayed) event of [`Writer::ingest`] before the batch's transaction, so the records and
-/// the budget counters they charged are stored together.
-pub type Charger = Box<dyn Fn(&AuditEvent) + Send>;
+/// (not replayed) event of [`Writer::ingest`] inside the batch's transaction, so the records
+/// and the budget counters they charged are stored together. A single gateway charges its
+/// ledger (the writer then stores the changed counters); replicas push the amounts to add.
+pub type Charger = Box<dyn Fn(&AuditEvent, &mut Vec<UsageRow>) + Send>;
 
 enum Job {
     Append {
@@ -41,6 +44,8 @@ pub struct WriterOptions {
     pub checkpoint_every: u64,
     /// Jobs queued before callers are refused.
     pub queue: usize,
+    /// Several replicas share the store: budget counters are written as deltas.
+    pub shared: bool,
 }
 
 /// Handle to the writer thread.
@@ -80,11 +85,10 @@ impl Writer {
         metrics: Arc<Metrics>,
         records: broadcast::Sender<Arc<AuditRecord>>,
     ) -> Result<Self, StoreError> {
-        let (seq, hash) = store.head()?;
         let (tx, rx) = sync_channel(options.queue);
         let state = State {
             store,
-            chain: Chain::resume(seq, hash),
+            shared: options.shared,
             signer,
             env: engine.env().clone(),
             checkpoint_every: options.checkpoint_every.max(1),
@@ -170,7 +174,7 @@ impl Writer {
 
 struct State {
     store: Arc<dyn Store>,
-    chain: Chain,
+    shared: bool,
     signer: Signer,
     env: Arc<dyn Environment>,
     checkpoint_every: u64,
@@ -254,13 +258,14 @@ impl State {
         if self.since_checkpoint == 0 {
             return Ok(());
         }
+        // The store's head: with replicas it may be past this writer's own last record.
+        let (seq, hash) = self.store.head().map_err(|e| {
+            self.metrics.store_errors.inc();
+            WriterBusy::Store(Arc::new(e))
+        })?;
         let cp = self
             .signer
-            .checkpoint(
-                self.chain.last_seq(),
-                self.chain.last_hash(),
-                &format_ts(self.env.now_ms()),
-            )
+            .checkpoint(seq, &hash, &format_ts(self.env.now_ms()))
             .map_err(|e| WriterBusy::Audit(Arc::new(e)))?;
         self.store.put_checkpoint(&cp).map_err(|e| {
             self.metrics.store_errors.inc();
@@ -290,11 +295,6 @@ impl State {
             Err(e) => {
                 self.metrics.store_errors.inc();
                 tracing::error!(error = %e, "audit append failed; the batch was not acknowledged");
-                // The transaction rolled back: continue from what the store holds.
-                match self.store.head() {
-                    Ok((seq, hash)) => self.chain = Chain::resume(seq, hash),
-                    Err(e) => tracing::error!(error = %e, "cannot re-read the chain head"),
-                }
                 for (_, _, reply) in batch {
                     if let Some(reply) = reply {
                         let _ = reply.send(Err(e.clone()));
@@ -305,68 +305,83 @@ impl State {
     }
 
     /// Links the new events of every job (skipping ids already stored or repeated in the
-    /// batch), appends them in one transaction, and returns each job's acks.
+    /// batch) onto the store's head, appends them in one transaction, and returns each job's
+    /// acks.
     fn link_and_store(&mut self, batch: &[Pending]) -> Result<Vec<Vec<Ack>>, WriterBusy> {
         let ids: Vec<&str> = batch
             .iter()
             .flat_map(|(e, _, _)| e.iter().map(|e| e.id.as_str()))
             .collect();
-        let mut known: HashMap<String, u64> = self
-            .store
-            .seqs_of(&ids)
-            .map_err(|e| WriterBusy::Store(Arc::new(e)))?;
-        let start = self.chain.clone();
-        let mut rows: Vec<(AuditRecord, Vec<u8>)> = Vec::new();
-        let mut acks = Vec::with_capacity(batch.len());
-        for (events, charge, _) in batch {
-            let mut job_acks = Vec::with_capacity(events.len());
-            for event in events {
-                if let Some(seq) = known.get(&event.id) {
-                    job_acks.push(Ack {
-                        id: event.id.clone(),
-                        seq: *seq,
-                        duplicate: true,
-                    });
-                    continue;
-                }
-                let mut line = Vec::with_capacity(1024);
-                let record = match self.chain.link_line(event.clone(), &mut line) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.chain = start;
-                        return Err(WriterBusy::Audit(Arc::new(e)));
+        let mut acks: Vec<Vec<Ack>> = Vec::with_capacity(batch.len());
+        // Counters taken from the ledger, handed back if the transaction fails.
+        let mut taken: Vec<UsageRow> = Vec::new();
+        let (shared, engine, charge) = (self.shared, &self.engine, &self.charge);
+        let result = self.store.append_batch(&ids, &mut |(seq, hash), stored| {
+            let mut chain = Chain::resume(seq, hash);
+            let mut known = stored.clone();
+            let mut rows: Vec<(AuditRecord, Vec<u8>)> = Vec::new();
+            let mut deltas: Vec<UsageRow> = Vec::new();
+            acks.clear();
+            for (events, do_charge, _) in batch {
+                let mut job_acks = Vec::with_capacity(events.len());
+                for event in events {
+                    if let Some(seq) = known.get(&event.id) {
+                        job_acks.push(Ack {
+                            id: event.id.clone(),
+                            seq: *seq,
+                            duplicate: true,
+                        });
+                        continue;
                     }
-                };
-                if *charge {
-                    (self.charge)(event);
+                    let mut line = Vec::with_capacity(1024);
+                    let record = chain.link_line(event.clone(), &mut line)?;
+                    if *do_charge {
+                        charge(event, &mut deltas);
+                    }
+                    known.insert(record.id.clone(), record.seq);
+                    job_acks.push(Ack {
+                        id: record.id.clone(),
+                        seq: record.seq,
+                        duplicate: false,
+                    });
+                    rows.push((record, line));
                 }
-                known.insert(record.id.clone(), record.seq);
-                job_acks.push(Ack {
-                    id: record.id.clone(),
-                    seq: record.seq,
-                    duplicate: false,
-                });
-                rows.push((record, line));
+                acks.push(job_acks);
             }
-            acks.push(job_acks);
-        }
-        if !rows.is_empty() {
             // Every counter charged so far (decisions made before their records were queued,
             // and the events above) is stored with these records.
-            let usage = self.engine.ledger().take_changed();
-            if let Err(e) = self.store.append(&rows, &usage) {
-                self.chain = start;
-                self.engine.ledger().mark_changed(&usage);
-                return Err(WriterBusy::Store(Arc::new(e)));
+            let usage = if shared {
+                UsageWrite::Delta(deltas)
+            } else {
+                taken = engine.ledger().take_changed();
+                UsageWrite::Absolute(taken.clone())
+            };
+            Ok(Linked {
+                records: rows,
+                usage,
+            })
+        });
+        let linked = match result {
+            Ok(linked) => linked,
+            Err(e) => {
+                self.engine.ledger().mark_changed(&taken);
+                return Err(match e {
+                    AppendError::Audit(e) => WriterBusy::Audit(Arc::new(e)),
+                    AppendError::Store(e) => WriterBusy::Store(Arc::new(e)),
+                });
             }
-            self.since_checkpoint += rows.len() as u64;
+        };
+        if let Some((last, _)) = linked.records.last() {
+            self.since_checkpoint += linked.records.len() as u64;
             self.metrics
                 .audit_seq
-                .set(i64::try_from(self.chain.last_seq()).unwrap_or(i64::MAX));
-            self.metrics.records_appended.inc_by(rows.len() as u64);
-            for (record, _) in rows {
-                let _ = self.records.send(Arc::new(record));
-            }
+                .set(i64::try_from(last.seq).unwrap_or(i64::MAX));
+            self.metrics
+                .records_appended
+                .inc_by(linked.records.len() as u64);
+        }
+        for (record, _) in linked.records {
+            let _ = self.records.send(Arc::new(record));
         }
         Ok(acks)
     }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use aa_gateway::{GatewayConfig, init_logging, serve};
+use aa_gateway::{Database, GatewayConfig, init_logging, serve};
 
 use crate::cli::{GatewayArgs, LogFormat};
 use crate::output::{CliError, Status};
@@ -10,6 +10,7 @@ use crate::output::{CliError, Status};
 pub fn run(args: GatewayArgs) -> Result<Status, CliError> {
     init_logging(matches!(args.log_format, LogFormat::Json));
     let mut config = GatewayConfig::new(args.listen, args.db);
+    config.key = args.key;
     config.policy_dir = args.policy;
     config.tls = args.tls_cert.zip(args.tls_key);
     config.checkpoint_every = args.checkpoint_every;
@@ -17,7 +18,7 @@ pub fn run(args: GatewayArgs) -> Result<Status, CliError> {
     config.admin_token = std::env::var("AA_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
-    if config.admin_token.is_none() {
+    if config.admin_token.is_none() && matches!(config.database(), Ok(Database::Sqlite(_))) {
         eprintln!(
             "admin token: {}",
             config.beside_db(".admin-token").display()

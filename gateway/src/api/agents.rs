@@ -54,46 +54,53 @@ pub async fn register(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     // Under the hub's lock: a registration racing a kill-switch flip keeps the flip, and two
     // registrations of one id cannot both succeed.
-    let (info, token) = state.hub.with_suspended(|suspended| {
-        let existing = state
-            .agents
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&req.agent_id)
-            .cloned();
-        if existing.is_some() && !req.rotate {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!(
-                    "agent `{}` is already registered (pass \"rotate\": true for a new token)",
-                    req.agent_id
-                ),
-            ));
-        }
-        let token = new_token().map_err(ApiError::internal)?;
-        let row = AgentRow {
-            agent_id: req.agent_id.clone(),
-            team: req.team,
-            labels: req.labels,
-            token_hash: token_hash(&token),
-            suspended: suspended.contains(&req.agent_id),
-            created_ms: existing.map_or_else(|| state.env.now_ms(), |e| e.created_ms),
-        };
-        state.store.put_agent(&row)?;
-        state
-            .tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .set_agent(&row.agent_id, &row.token_hash);
-        let info = AgentInfo::from(&row);
-        state
-            .agents
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(row.agent_id.clone(), row);
-        Ok::<_, ApiError>((info, token))
-    })?;
+    let st = state.clone();
+    let (info, token) = tokio::task::spawn_blocking(move || {
+        let state = &st;
+        state.hub.with_suspended(|suspended| {
+            let existing = state
+                .agents
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&req.agent_id)
+                .cloned();
+            if existing.is_some() && !req.rotate {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!(
+                        "agent `{}` is already registered (pass \"rotate\": true for a new token)",
+                        req.agent_id
+                    ),
+                ));
+            }
+            let token = new_token().map_err(ApiError::internal)?;
+            let row = AgentRow {
+                agent_id: req.agent_id.clone(),
+                team: req.team,
+                labels: req.labels,
+                token_hash: token_hash(&token),
+                suspended: suspended.contains(&req.agent_id),
+                created_ms: existing.map_or_else(|| state.env.now_ms(), |e| e.created_ms),
+            };
+            state.store.put_agent(&row)?;
+            state
+                .tokens
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_agent(&row.agent_id, &row.token_hash);
+            let info = AgentInfo::from(&row);
+            state
+                .agents
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(row.agent_id.clone(), row);
+            Ok::<_, ApiError>((info, token))
+        })
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    state.in_step().await;
     tracing::info!(agent_id = %info.agent_id, "agent registered");
     Ok((StatusCode::CREATED, Json(Registered { agent: info, token })))
 }
@@ -106,7 +113,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AgentInfo>> {
     require_admin(&caller)?;
-    let st = state;
+    let st = state.clone();
     let agent_id = id.clone();
     // Under the hub's lock, like registration, so a revoke and a rotate cannot interleave.
     let row = tokio::task::spawn_blocking(move || {
@@ -122,26 +129,23 @@ pub async fn revoke(
     .await
     .map_err(ApiError::internal)??;
     let info = AgentInfo::from(&row);
+    state.in_step().await;
     tracing::info!(agent_id = %id, "agent token revoked");
     Ok(Json(info))
 }
 
-/// Changes the registered agent `id` in the store, then in memory (the caller holds the hub's
+/// Changes the registered agent `id` in the store (read, change and write in one transaction,
+/// so changes through other replicas are not lost), then in memory (the caller holds the hub's
 /// lock, so changes land in one order). `not_found` for an unknown id.
 fn update_agent(
     state: &AppState,
     id: &str,
-    change: impl FnOnce(&mut AgentRow),
+    mut change: impl FnMut(&mut AgentRow),
 ) -> Result<AgentRow, ApiError> {
-    let mut row = state
-        .agents
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(id)
-        .cloned()
+    let row = state
+        .store
+        .update_agent(id, &mut change)?
         .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
-    change(&mut row);
-    state.store.put_agent(&row)?;
     state
         .agents
         .write()
@@ -167,6 +171,7 @@ async fn set_suspended(
     })
     .await
     .map_err(ApiError::internal)??;
+    state.in_step().await;
     state.metrics.policy_reloads.inc();
     tracing::info!(agent_id = %id, suspended, "kill switch");
     Ok(Json(AgentInfo::from(&row)))

@@ -173,6 +173,7 @@ pub async fn stream(
     let mut last = from_header.or(q.after).unwrap_or(0);
     // Subscribe before reading the backlog, so nothing falls between the two.
     let mut live = state.records.subscribe();
+    let mut remote = state.replicas.as_ref().map(|r| r.audit_head());
     let metrics = state.metrics.clone();
     metrics.streams.inc();
     let stream = async_stream(state, move |state, tx| async move {
@@ -205,9 +206,19 @@ pub async fn stream(
                     last = seq;
                 }
             }
+            // Live: this gateway's records as they commit; with replicas, also a wake-up when
+            // another replica commits (then the shared table is read). A gap in seq means
+            // records from elsewhere came between: read them from the store first.
             loop {
-                match live.recv().await {
+                let received = tokio::select! {
+                    r = live.recv() => r,
+                    changed = wait_remote(&mut remote, last) => {
+                        if changed { break } else { return }
+                    }
+                };
+                match received {
                     Ok(record) if record.seq <= last => {}
+                    Ok(record) if record.seq != last + 1 => break,
                     Ok(record) => {
                         let json = serde_json::to_string(&*record).unwrap_or_default();
                         if tx.send(event(record.seq, json)).await.is_err() {
@@ -227,6 +238,22 @@ pub async fn stream(
         Ok(e)
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Resolves `true` once another replica has committed records past `last`; `false` if the
+/// replica link is gone. Never resolves for a single gateway.
+async fn wait_remote(remote: &mut Option<tokio::sync::watch::Receiver<u64>>, last: u64) -> bool {
+    let Some(rx) = remote else {
+        return std::future::pending().await;
+    };
+    loop {
+        if *rx.borrow_and_update() > last {
+            return true;
+        }
+        if rx.changed().await.is_err() {
+            return false;
+        }
+    }
 }
 
 struct StreamGuard(Arc<crate::metrics::Metrics>);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aa_core::wire::DecideRequest;
-use aa_core::{Decision, Layer};
+use aa_core::{Action, Agent, Decision, Effect, Layer, Reason};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -14,7 +14,7 @@ use super::Auth;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::metrics::DecisionLabels;
-use crate::state::{AppState, require_self};
+use crate::state::{AppState, STALE_MESSAGE, require_self};
 
 /// Decides an action for the caller (an agent token may only decide as itself).
 pub async fn decide(
@@ -39,7 +39,24 @@ pub async fn decide(
     }
     let layer = req.layer.unwrap_or(Layer::Sdk);
     let started = Instant::now();
-    let mut decision = state.engine.evaluate(&agent, &req.action, layer);
+    let (mut decision, charged) = match &state.replicas {
+        None => {
+            let decision = state.engine.evaluate(&agent, &req.action, layer);
+            // An allowed call that charged a budget is answered only once the charge is
+            // durable (with its record, in one transaction), so neither a restart nor kill -9
+            // gives the budget back.
+            let charged = decision.is_allowed()
+                && state.engine.policy().is_some_and(|p| {
+                    let kind = req.action.kind();
+                    p.budgets()
+                        .rules
+                        .iter()
+                        .any(|r| r.key_for(&agent, kind).is_some())
+                });
+            (decision, charged)
+        }
+        Some(_) => decide_replicated(&state, &agent, &req.action, layer).await,
+    };
     state
         .metrics
         .decision_seconds
@@ -47,16 +64,6 @@ pub async fn decide(
     let event = state
         .engine
         .event(&agent, &req.action, layer, &decision, None);
-    // An allowed call that charged a budget is answered only once the charge is durable (with
-    // its record, in one transaction), so neither a restart nor kill -9 gives the budget back.
-    let charged = decision.is_allowed()
-        && state.engine.policy().is_some_and(|p| {
-            let kind = req.action.kind();
-            p.budgets()
-                .rules
-                .iter()
-                .any(|r| r.key_for(&agent, kind).is_some())
-        });
     let recorded = if charged {
         state.writer.append(vec![event]).await.map(|_| ())
     } else {
@@ -81,4 +88,71 @@ pub async fn decide(
         })
         .inc();
     Ok(Json(decision))
+}
+
+/// A replica decides against its policy and the budgets in the database: the policy is
+/// evaluated without the local ledger charging, then an allowed call charges every applicable
+/// counter exactly in one transaction ([`crate::store::PgStore::try_charge`]), so no
+/// interleaving of replicas allows past a limit. A replica out of step with the database, or a
+/// charge the database cannot confirm, fails closed. Returns the decision and whether it
+/// charged a budget.
+async fn decide_replicated(
+    state: &Arc<AppState>,
+    agent: &Agent,
+    action: &Action,
+    layer: Layer,
+) -> (Decision, bool) {
+    let Some(replicas) = &state.replicas else {
+        return (state.engine.evaluate(agent, action, layer), false);
+    };
+    let policy = state.engine.policy();
+    let mut decision = state.engine.preview(agent, action, layer);
+    if !state.fresh() {
+        return (unavailable(state, &decision, STALE_MESSAGE.into()), false);
+    }
+    let charges = match &policy {
+        Some(p) if decision.is_allowed() => {
+            crate::budget::charges(p, agent, action.kind(), state.env.now_ms())
+        }
+        _ => Vec::new(),
+    };
+    if charges.is_empty() {
+        return (decision, false);
+    }
+    let store = replicas.store().clone();
+    match tokio::task::spawn_blocking(move || store.try_charge(&charges)).await {
+        Ok(Ok(Ok(rows))) => {
+            // The counters as the database has them now, for `context.budget`.
+            state.engine.ledger().restore(rows);
+            (decision, true)
+        }
+        Ok(Ok(Err(breach))) => {
+            decision.effect = Effect::Deny;
+            decision.reason = Reason::BudgetExceeded;
+            decision.message = breach.to_string();
+            decision.budget = Some(breach.budget);
+            decision.policy_ids.clear();
+            (decision, false)
+        }
+        Ok(Err(e)) => {
+            state.metrics.store_errors.inc();
+            tracing::error!(error = %e, "budget charge failed");
+            let message = "the budget cannot be charged: storage is unavailable".to_owned();
+            (unavailable(state, &decision, message), false)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "budget charge task failed");
+            let message = "the budget cannot be charged".to_owned();
+            (unavailable(state, &decision, message), false)
+        }
+    }
+}
+
+fn unavailable(state: &AppState, decision: &Decision, message: String) -> Decision {
+    Decision::unavailable(
+        state.env.new_id(),
+        message,
+        decision.policy_version.clone(),
+        false,
+    )
 }

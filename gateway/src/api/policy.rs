@@ -115,6 +115,7 @@ pub async fn put_policy(
         .map_err(ApiError::internal)?;
     match result {
         Ok(version) => {
+            state.in_step().await;
             state.metrics.policy_reloads.inc();
             tracing::info!(%version, "policy replaced");
             let mut resp = Json(PolicyVersion {

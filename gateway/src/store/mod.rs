@@ -1,6 +1,7 @@
-//! Storage behind a trait: SQLite (WAL) is the embedded default; a PostgreSQL store can
-//! implement the same trait to serve several gateway replicas.
+//! Storage behind a trait: SQLite (WAL) is the embedded default; PostgreSQL serves several
+//! gateway replicas on one database.
 
+mod postgres;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,6 +10,7 @@ use aa_core::budget::UsageRow;
 use aa_core::{AuditRecord, Checkpoint, PolicyBundle};
 use serde::{Deserialize, Serialize};
 
+pub use postgres::{AUDIT_CHANNEL, CONFIG_CHANNEL, Charge, PgStore, redact_url};
 pub use sqlite::SqliteStore;
 
 /// A storage failure. Callers turn it into a 503 and count it in `aa_store_errors_total`.
@@ -27,6 +29,42 @@ impl From<serde_json::Error> for StoreError {
         StoreError(e.to_string())
     }
 }
+
+/// Budget counters written with a batch of records.
+#[derive(Debug, Clone)]
+pub enum UsageWrite {
+    /// The counters' current values (one gateway owns them: SQLite).
+    Absolute(Vec<UsageRow>),
+    /// Amounts to add (several replicas charge the same counters: PostgreSQL). A delta for an
+    /// older window than the stored one is dropped; one for a newer window starts it.
+    Delta(Vec<UsageRow>),
+}
+
+/// A batch linked onto the chain head, ready to store.
+#[derive(Debug)]
+pub struct Linked {
+    /// Chained records with their canonical lines, in seq order.
+    pub records: Vec<(AuditRecord, Vec<u8>)>,
+    /// The budget counters they charged.
+    pub usage: UsageWrite,
+}
+
+/// Why an append failed; nothing of the batch was stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The store failed (the transaction rolled back).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A record could not be linked.
+    #[error(transparent)]
+    Audit(#[from] aa_core::AuditError),
+}
+
+/// Links a batch: gets the chain head (seq, hash) and the seqs already stored for the batch's
+/// event ids, and returns the records to append.
+pub type LinkFn<'a> =
+    dyn FnMut((u64, String), &HashMap<String, u64>) -> Result<Linked, aa_core::AuditError> + 'a;
 
 /// A registered agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,15 +108,11 @@ pub struct AuditFilter {
 pub trait Store: Send + Sync + 'static {
     /// Seq and hash of the last record (0 and the genesis hash when empty).
     fn head(&self) -> Result<(u64, String), StoreError>;
-    /// Seqs of the records with these event ids, for idempotent ingest.
-    fn seqs_of(&self, ids: &[&str]) -> Result<HashMap<String, u64>, StoreError>;
-    /// Appends chained records (with their canonical lines) and writes the budget counters
-    /// that changed, in one durable transaction.
-    fn append(
-        &self,
-        records: &[(AuditRecord, Vec<u8>)],
-        usage: &[UsageRow],
-    ) -> Result<(), StoreError>;
+    /// In one durable transaction that holds the chain head (no other append can run): reads
+    /// the head and the seqs already stored for `ids`, calls `link`, appends its records and
+    /// writes its budget counters. Returns what was stored. Idempotence by event id rests on
+    /// `link` skipping the ids it is given (and on a unique index on the id).
+    fn append_batch(&self, ids: &[&str], link: &mut LinkFn<'_>) -> Result<Linked, AppendError>;
     /// Every persisted budget counter (loaded into the ledger at start-up).
     fn usage(&self) -> Result<Vec<UsageRow>, StoreError>;
     /// Records matching `filter`, oldest first.
@@ -93,6 +127,13 @@ pub trait Store: Send + Sync + 'static {
     fn agents(&self) -> Result<Vec<AgentRow>, StoreError>;
     /// Inserts or replaces an agent.
     fn put_agent(&self, agent: &AgentRow) -> Result<(), StoreError>;
+    /// Changes the stored agent `agent_id` in one transaction (read, `change`, write), so
+    /// concurrent changes through different gateways are not lost. `None` for an unknown id.
+    fn update_agent(
+        &self,
+        agent_id: &str,
+        change: &mut dyn FnMut(&mut AgentRow),
+    ) -> Result<Option<AgentRow>, StoreError>;
     /// The stored policy bundle (without the suspended set).
     fn policy(&self) -> Result<Option<PolicyBundle>, StoreError>;
     /// Replaces the stored policy bundle.

@@ -11,7 +11,7 @@ use aa_core::budget::UsageRow;
 use aa_core::{AuditRecord, Checkpoint, GENESIS_HASH, PolicyBundle};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{AgentRow, AuditFilter, Store, StoreError};
+use super::{AgentRow, AppendError, AuditFilter, LinkFn, Linked, Store, StoreError, UsageWrite};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit (
@@ -109,86 +109,108 @@ impl SqliteStore {
         f(&conn)
     }
 
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn write<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E>) -> Result<T, E> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut conn)
     }
 }
 
+/// Seq and hash of the last record.
+fn head_of(c: &Connection) -> Result<(u64, String), StoreError> {
+    let row: Option<(i64, String)> = c
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        Some((seq, hash)) => (from_sql(seq), hash),
+        None => (0, GENESIS_HASH.to_owned()),
+    })
+}
+
+/// Seqs of the stored records with these event ids.
+fn seqs_of(c: &Connection, ids: &[&str]) -> Result<HashMap<String, u64>, StoreError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt =
+            c.prepare_cached(&format!("SELECT id, seq FROM audit WHERE id IN ({marks})"))?;
+        let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (id, seq) = row?;
+            out.insert(id, from_sql(seq));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes budget counters: values replace, deltas add (within the stored window).
+fn write_usage(c: &Connection, usage: &UsageWrite) -> Result<(), StoreError> {
+    let (rows, sql) = match usage {
+        UsageWrite::Absolute(rows) => (
+            rows,
+            "INSERT INTO budget_usage (budget, key, window_start, calls, tokens, cost_micros)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (budget, key) DO UPDATE SET window_start = excluded.window_start,
+               calls = excluded.calls, tokens = excluded.tokens,
+               cost_micros = excluded.cost_micros",
+        ),
+        UsageWrite::Delta(rows) => (
+            rows,
+            "INSERT INTO budget_usage (budget, key, window_start, calls, tokens, cost_micros)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (budget, key) DO UPDATE SET
+               calls = CASE WHEN excluded.window_start > window_start THEN excluded.calls
+                 WHEN excluded.window_start = window_start THEN calls + excluded.calls
+                 ELSE calls END,
+               tokens = CASE WHEN excluded.window_start > window_start THEN excluded.tokens
+                 WHEN excluded.window_start = window_start THEN tokens + excluded.tokens
+                 ELSE tokens END,
+               cost_micros = CASE WHEN excluded.window_start > window_start
+                   THEN excluded.cost_micros
+                 WHEN excluded.window_start = window_start THEN cost_micros + excluded.cost_micros
+                 ELSE cost_micros END,
+               window_start = max(window_start, excluded.window_start)",
+        ),
+    };
+    let mut stmt = c.prepare_cached(sql)?;
+    for u in rows {
+        stmt.execute(params![
+            u.budget,
+            u.key,
+            u.window_start_ms,
+            to_sql(u.calls),
+            to_sql(u.tokens),
+            to_sql(u.cost_micros),
+        ])?;
+    }
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn head(&self) -> Result<(u64, String), StoreError> {
-        self.read(|c| {
-            let row: Option<(i64, String)> = c
-                .query_row(
-                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            Ok(match row {
-                Some((seq, hash)) => (u64::try_from(seq).unwrap_or_default(), hash),
-                None => (0, GENESIS_HASH.to_owned()),
-            })
-        })
+        self.read(head_of)
     }
 
-    fn seqs_of(&self, ids: &[&str]) -> Result<HashMap<String, u64>, StoreError> {
-        let mut out = HashMap::new();
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        self.read(|c| {
-            for chunk in ids.chunks(500) {
-                let marks = vec!["?"; chunk.len()].join(",");
-                let mut stmt =
-                    c.prepare_cached(&format!("SELECT id, seq FROM audit WHERE id IN ({marks})"))?;
-                let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })?;
-                for row in rows {
-                    let (id, seq) = row?;
-                    out.insert(id, u64::try_from(seq).unwrap_or_default());
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    fn append(
-        &self,
-        records: &[(AuditRecord, Vec<u8>)],
-        usage: &[UsageRow],
-    ) -> Result<(), StoreError> {
+    fn append_batch(&self, ids: &[&str], link: &mut LinkFn<'_>) -> Result<Linked, AppendError> {
         self.write(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction().map_err(StoreError::from)?;
+            let head = head_of(&tx)?;
+            let known = seqs_of(&tx, ids)?;
+            let linked = link(head, &known)?;
+            write_usage(&tx, &linked.usage)?;
             {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO budget_usage (budget, key, window_start, calls, tokens, cost_micros)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (budget, key) DO UPDATE SET window_start = excluded.window_start,
-                       calls = excluded.calls, tokens = excluded.tokens,
-                       cost_micros = excluded.cost_micros",
-                )?;
-                for u in usage {
-                    stmt.execute(params![
-                        u.budget,
-                        u.key,
-                        u.window_start_ms,
-                        to_sql(u.calls),
-                        to_sql(u.tokens),
-                        to_sql(u.cost_micros),
-                    ])?;
-                }
-            }
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO audit (seq, id, ts_ms, agent_id, layer, kind, effect, hash, line)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?;
-                for (r, line) in records {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO audit (seq, id, ts_ms, agent_id, layer, kind, effect, hash, line)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )
+                    .map_err(StoreError::from)?;
+                for (r, line) in &linked.records {
                     stmt.execute(params![
                         i64::try_from(r.seq).unwrap_or(i64::MAX),
                         r.id,
@@ -199,11 +221,12 @@ impl Store for SqliteStore {
                         r.decision.effect.as_str(),
                         r.hash,
                         line,
-                    ])?;
+                    ])
+                    .map_err(StoreError::from)?;
                 }
             }
-            tx.commit()?;
-            Ok(())
+            tx.commit().map_err(StoreError::from)?;
+            Ok(linked)
         })
     }
 
@@ -325,6 +348,32 @@ impl Store for SqliteStore {
                 params![agent.agent_id, json],
             )?;
             Ok(())
+        })
+    }
+
+    fn update_agent(
+        &self,
+        agent_id: &str,
+        change: &mut dyn FnMut(&mut AgentRow),
+    ) -> Result<Option<AgentRow>, StoreError> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let json: Option<String> = tx
+                .query_row(
+                    "SELECT json FROM agents WHERE agent_id = ?1",
+                    params![agent_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(json) = json else { return Ok(None) };
+            let mut row: AgentRow = serde_json::from_str(&json)?;
+            change(&mut row);
+            tx.execute(
+                "UPDATE agents SET json = ?2 WHERE agent_id = ?1",
+                params![agent_id, serde_json::to_string(&row)?],
+            )?;
+            tx.commit()?;
+            Ok(Some(row))
         })
     }
 
