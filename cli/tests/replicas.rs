@@ -60,12 +60,18 @@ impl Postgres {
     }
 }
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
+impl Postgres {
+    fn stop(&self) {
         let _ = Command::new(root().join("scripts/pg.sh"))
             .arg("stop")
             .arg(&self.dir)
             .status();
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -197,7 +203,7 @@ impl Drop for Replica {
 struct Cluster {
     replicas: Vec<Replica>,
     dir: tempfile::TempDir,
-    _pg: Postgres,
+    pg: Postgres,
 }
 
 impl Cluster {
@@ -217,11 +223,7 @@ impl Cluster {
         let replicas = (0..3)
             .map(|_| Replica::start(&pg, dir.path(), &policy))
             .collect();
-        Some(Cluster {
-            replicas,
-            dir,
-            _pg: pg,
-        })
+        Some(Cluster { replicas, dir, pg })
     }
 
     fn verify_with_aasm(&self, replica: usize) {
@@ -453,6 +455,26 @@ fn suspend_and_revoke_through_one_replica_hold_on_the_others_before_the_call_ret
     assert_eq!(s, 201, "{v}");
     let fresh = v["token"].as_str().unwrap();
     assert_eq!(c.replicas[0].decide(fresh, "runner").1["effect"], "allow");
+
+    // The database goes away: within the staleness bound every replica fails closed — health
+    // 503 `stale`, agents refused, decisions `unavailable` — and never allows.
+    c.pg.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.replicas[1].get("/healthz", "").0 != 503 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for r in &c.replicas {
+        let (s, v) = r.get("/healthz", "");
+        assert_eq!((s, v["status"].as_str()), (503, Some("stale")), "{}", r.url);
+        assert_eq!(r.decide(fresh, "runner").0, 503);
+        let (s, v) = r.decide(ADMIN, "runner");
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            (v["effect"].as_str(), v["reason"].as_str()),
+            (Some("deny"), Some("unavailable")),
+            "{v}"
+        );
+    }
 }
 
 #[test]

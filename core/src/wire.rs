@@ -187,7 +187,7 @@ pub struct WhoAmI {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
-    /// `ok`.
+    /// `ok`, or `stale` for a replica out of step with its database.
     pub status: String,
     /// Active policy version, if any.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -151,6 +151,10 @@ fn paths() -> Value {
     metrics["responses"]["408"] = error("Request timed out");
     let mut healthz = json!({"summary": "Liveness", "security": [], "responses": {"200": ok("Healthy", schema_ref("Health"))}});
     healthz["responses"]["408"] = error("Request timed out");
+    healthz["responses"]["503"] = ok(
+        "A replica out of step with its database (status `stale`): it refuses agents and decisions until the database answers",
+        schema_ref("Health"),
+    );
     json!({
         "/v1/decide": {"post": with_body(op("Decide an action (remote mode); the decision is recorded", "200", ok("The decision", schema_ref("Decision")), &[]), schema_ref("DecideRequest"))},
         "/v1/events": {"post": with_body(op("Ingest audit events (idempotent by id; acknowledged = committed)", "200", ok("Acks", schema_ref("EventsResponse")), &[]), schema_ref("EventsRequest"))},

@@ -6,11 +6,11 @@ use aa_core::budget::BudgetStatus;
 use aa_core::wire::{Health, Role, WhoAmI};
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::Auth;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, require_admin};
 
 /// Live usage against every budget of the active policy.
@@ -19,6 +19,15 @@ pub async fn budgets(
     Auth(caller): Auth,
 ) -> ApiResult<Json<Vec<BudgetStatus>>> {
     require_admin(&caller)?;
+    if state.replicas.is_some() {
+        // Replicas charge the counters in the database: read them there, not a mirror that
+        // lags by up to a poll.
+        let store = state.store.clone();
+        let rows = tokio::task::spawn_blocking(move || store.usage())
+            .await
+            .map_err(ApiError::internal)??;
+        state.engine.ledger().restore(rows);
+    }
     Ok(Json(state.engine.budget_status()))
 }
 
@@ -54,10 +63,19 @@ pub async fn whoami(State(state): State<Arc<AppState>>, Auth(caller): Auth) -> J
     })
 }
 
-/// Liveness and the active policy version.
-pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-        policy_version: state.engine.policy_version(),
-    })
+/// Liveness and the active policy version. A replica out of step with the database answers
+/// 503 `stale` (it refuses agents and decisions then): a load balancer takes it out.
+pub async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
+    let fresh = state.fresh();
+    (
+        if fresh {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(Health {
+            status: if fresh { "ok" } else { "stale" }.into(),
+            policy_version: state.engine.policy_version(),
+        }),
+    )
 }

@@ -210,15 +210,26 @@ impl PgStore {
         let mut c = self.conn()?;
         let mut tx = c.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (
-                version    INT PRIMARY KEY,
-                applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-            )",
-        )?;
+        let fresh: bool = tx
+            .query_one("SELECT to_regclass('schema_version') IS NULL", &[])?
+            .get(0);
+        if fresh {
+            tx.batch_execute(
+                "CREATE TABLE schema_version (
+                    version    INT PRIMARY KEY,
+                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                )",
+            )?;
+        }
         let current: i32 = tx
             .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])?
             .get(0);
+        let known = MIGRATIONS.iter().map(|(v, _)| *v).max().unwrap_or(0);
+        if current > known {
+            return Err(StoreError(format!(
+                "the database's schema is version {current}, newer than this gateway knows ({known}): run the newer gateway"
+            )));
+        }
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
             tx.batch_execute(sql)?;
             tx.execute(
