@@ -483,6 +483,21 @@ fn a_policy_push_reaches_long_pollers_and_sse_resumes_on_other_replicas() {
         return;
     };
     let token = c.replicas[0].register("reporter");
+    // One id registered through all replicas at once: exactly one registration wins.
+    let c = Arc::new(c);
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                c.replicas[i % 3]
+                    .post("/v1/agents", ADMIN, &json!({"agent_id": "twin"}))
+                    .0
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![201, 409, 409, 409, 409, 409]);
     // Long polls on replicas 1 and 2, then a push through replica 0.
     let resp = c.replicas[1]
         .http

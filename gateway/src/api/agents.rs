@@ -58,32 +58,47 @@ pub async fn register(
     let (info, token) = tokio::task::spawn_blocking(move || {
         let state = &st;
         state.hub.with_suspended(|suspended| {
-            let existing = state
-                .agents
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&req.agent_id)
-                .cloned();
-            if existing.is_some() && !req.rotate {
-                return Err(ApiError::new(
+            let conflict = || {
+                ApiError::new(
                     StatusCode::CONFLICT,
                     "conflict",
                     format!(
                         "agent `{}` is already registered (pass \"rotate\": true for a new token)",
                         req.agent_id
                     ),
-                ));
-            }
-            let token = new_token().map_err(ApiError::internal)?;
-            let row = AgentRow {
-                agent_id: req.agent_id.clone(),
-                team: req.team,
-                labels: req.labels,
-                token_hash: token_hash(&token),
-                suspended: suspended.contains(&req.agent_id),
-                created_ms: existing.map_or_else(|| state.env.now_ms(), |e| e.created_ms),
+                )
             };
-            state.store.put_agent(&row)?;
+            let token = new_token().map_err(ApiError::internal)?;
+            let hash = token_hash(&token);
+            // A rotation changes the stored row in one transaction (keeping its creation time
+            // and kill switch); a registration creates it only if no gateway has: so replicas
+            // registering one id at once cannot both succeed.
+            let rotated = if req.rotate {
+                state.store.update_agent(&req.agent_id, &mut |row| {
+                    row.team = req.team.clone();
+                    row.labels = req.labels.clone();
+                    row.token_hash = hash.clone();
+                })?
+            } else {
+                None
+            };
+            let row = match rotated {
+                Some(row) => row,
+                None => {
+                    let row = AgentRow {
+                        agent_id: req.agent_id.clone(),
+                        team: req.team.clone(),
+                        labels: req.labels.clone(),
+                        token_hash: hash.clone(),
+                        suspended: suspended.contains(&req.agent_id),
+                        created_ms: state.env.now_ms(),
+                    };
+                    if !state.store.create_agent(&row)? {
+                        return Err(conflict());
+                    }
+                    row
+                }
+            };
             state
                 .tokens
                 .write()

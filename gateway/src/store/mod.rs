@@ -125,8 +125,8 @@ pub trait Store: Send + Sync + 'static {
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;
     /// All registered agents.
     fn agents(&self) -> Result<Vec<AgentRow>, StoreError>;
-    /// Inserts or replaces an agent.
-    fn put_agent(&self, agent: &AgentRow) -> Result<(), StoreError>;
+    /// Inserts an agent unless one with its id exists; `false` then (nothing changed).
+    fn create_agent(&self, agent: &AgentRow) -> Result<bool, StoreError>;
     /// Changes the stored agent `agent_id` in one transaction (read, `change`, write), so
     /// concurrent changes through different gateways are not lost. `None` for an unknown id.
     fn update_agent(

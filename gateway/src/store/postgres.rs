@@ -636,18 +636,19 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    fn put_agent(&self, agent: &AgentRow) -> Result<(), StoreError> {
+    fn create_agent(&self, agent: &AgentRow) -> Result<bool, StoreError> {
         let json = serde_json::to_string(agent)?;
         let mut c = self.conn()?;
         let mut tx = c.transaction()?;
-        tx.execute(
-            "INSERT INTO agents (agent_id, json) VALUES ($1, $2)
-             ON CONFLICT (agent_id) DO UPDATE SET json = excluded.json",
+        let n = tx.execute(
+            "INSERT INTO agents (agent_id, json) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&agent.agent_id, &json],
         )?;
-        bump_epoch(&mut tx)?;
+        if n == 1 {
+            bump_epoch(&mut tx)?;
+        }
         tx.commit()?;
-        Ok(())
+        Ok(n == 1)
     }
 
     fn update_agent(

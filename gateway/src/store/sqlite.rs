@@ -340,14 +340,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_agent(&self, agent: &AgentRow) -> Result<(), StoreError> {
+    fn create_agent(&self, agent: &AgentRow) -> Result<bool, StoreError> {
         let json = serde_json::to_string(agent)?;
         self.write(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO agents (agent_id, json) VALUES (?1, ?2)",
+            let n = c.execute(
+                "INSERT INTO agents (agent_id, json) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![agent.agent_id, json],
             )?;
-            Ok(())
+            Ok(n == 1)
         })
     }
 

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# One SQLite gateway against three replicas on one PostgreSQL, real tools, release build:
+#  - POST /v1/decide at saturation (oha, keep-alive): one SQLite gateway; three replicas each
+#    loaded by its own oha at once (summed); with no budget, and with a budget every decision
+#    charges (exactly, in the database, on the replicas);
+#  - POST /v1/events ingest on PostgreSQL: batches of 100 unique events sent to all three replicas
+#    at once (wrk + bench/events.lua), durable (acknowledged = committed), the chain verified
+#    afterwards with `aasm audit verify --gateway`.
+# Usage: bench/gateway-pg.sh [SECONDS=10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+DUR="${1:-10}"
+OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
+[ -x "$OHA" ] || cargo install oha --locked
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+step "build aasm (release)"
+cargo build --release -p aasm --locked --quiet
+AASM="$CARGO_TARGET_DIR/release/aasm"
+WORK=/var/cache/aa/bench-gateway-pg
+rm -rf "$WORK" && mkdir -p "$WORK"
+export AA_ADMIN_TOKEN="bench-admin-$(date +%s%N)"
+PIDS=()
+PG_DIR=""
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -z "$PG_DIR" ] || scripts/pg.sh stop "$PG_DIR"
+}
+trap cleanup EXIT
+
+# start_gateway NAME ARGS...: starts `aasm gateway` on a free port; prints its URL.
+start_gateway() {
+  local name="$1"; shift
+  "$AASM" gateway --listen 127.0.0.1:0 "$@" > "$WORK/$name.out" 2> "$WORK/$name.log" &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    grep -q '^listening on ' "$WORK/$name.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  sed -n 's/^listening on //p' "$WORK/$name.out"
+}
+
+policy_dir() { # policy_dir DIR [BUDGET_CALLS]
+  mkdir -p "$1"; cp examples/policies/permissive/*.cedar "$1/"
+  if [ -n "${2:-}" ]; then
+    printf '[[budget]]\nname = "bench"\nper = "global"\nwindow = "total"\ncalls = %s\n' "$2" > "$1/budgets.toml"
+  fi
+}
+policy_dir "$WORK/open"
+policy_dir "$WORK/budgeted" 1000000000
+
+register() { # register URL → token
+  AA_GATEWAY_URL="$1" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json agents register bench \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])'
+}
+BODY='{"agent":"bench","action":{"kind":"tool_call","tool":"web_search","args":{"query":"agent governance"}}}'
+echo "$BODY" > "$WORK/decide.json"
+oha_run() { # oha_run URL TOKEN OUT ARGS...
+  local url="$1" token="$2" out="$3"; shift 3
+  "$OHA" --no-tui --output-format json -m POST -H "Authorization: Bearer $token" \
+    -H "Content-Type: application/json" -D "$WORK/decide.json" "$@" "$url/v1/decide" > "$out"
+}
+summary() { python3 - "$@" <<'PY'
+import json, sys
+label, files = sys.argv[1], sys.argv[2:]
+runs = [json.load(open(f)) for f in files]
+rps = sum(r["summary"]["requestsPerSec"] for r in runs)
+p50 = max(r["latencyPercentiles"]["p50"] for r in runs) * 1e3
+p99 = max(r["latencyPercentiles"]["p99"] for r in runs) * 1e3
+codes = {}
+for r in runs:
+    for k, v in r.get("statusCodeDistribution", {}).items():
+        codes[k] = codes.get(k, 0) + v
+print(f"  {label}: {rps:,.0f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms (worst of {len(runs)}), status {codes}")
+PY
+}
+
+step "one SQLite gateway: POST /v1/decide at saturation (64 connections, ${DUR}s)"
+for mode in open budgeted; do
+  URL=$(start_gateway "sqlite-$mode" --db "$WORK/sqlite-$mode.db" --policy "$WORK/$mode")
+  TOKEN=$(register "$URL")
+  oha_run "$URL" "$TOKEN" /dev/null -z 2s -c 32
+  oha_run "$URL" "$TOKEN" "$WORK/sqlite-$mode.json" -z "${DUR}s" -c 64
+  summary "SQLite, $mode policy" "$WORK/sqlite-$mode.json"
+  kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'
+done
+
+step "PostgreSQL (scripts/pg.sh)"
+PG_DIR=$(mktemp -d -u -t aa-bench-pg.XXXXXX)
+PG_URL=$(scripts/pg.sh start "$PG_DIR")
+
+step "three replicas on PostgreSQL: POST /v1/decide at saturation (3 x 22 connections, ${DUR}s)"
+for mode in open budgeted; do
+  URLS=()
+  for i in 1 2 3; do
+    URLS+=("$(start_gateway "pg-$mode-$i" --db "$PG_URL" --key "$WORK/signing.key" --policy "$WORK/$mode")")
+  done
+  TOKEN=$(register "${URLS[0]}")
+  for u in "${URLS[@]}"; do oha_run "$u" "$TOKEN" /dev/null -z 2s -c 8 & done; wait
+  n=0; for u in "${URLS[@]}"; do n=$((n+1)); oha_run "$u" "$TOKEN" "$WORK/pg-$mode-$n.json" -z "${DUR}s" -c 22 & done; wait
+  summary "3 replicas, $mode policy" "$WORK"/pg-"$mode"-?.json
+  if [ "$mode" = open ]; then
+    for i in 1 2 3; do kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; done
+  fi
+done
+
+step "POST /v1/events on PostgreSQL: batches of 100 unique events to all 3 replicas at once, ${DUR}s"
+BEFORE=$(AA_GATEWAY_URL="${URLS[0]}" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json audit verify | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["last_seq"])')
+START=$(date +%s.%N)
+n=0
+for u in "${URLS[@]}"; do
+  n=$((n+1))
+  AA_TOKEN="$TOKEN" RUN_ID="r$n-$(date +%s)" BATCH=100 wrk -t2 -c8 -d"${DUR}s" --latency -s bench/events.lua "$u" > "$WORK/events-$n.txt" &
+done
+wait
+END=$(date +%s.%N)
+grep -h -E "Requests/sec|Non-2xx" "$WORK"/events-?.txt | sed 's/^/  /'
+AFTER_JSON=$(AA_GATEWAY_URL="${URLS[1]}" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json audit verify)
+python3 - "$BEFORE" "$START" "$END" "$AFTER_JSON" <<'PY'
+import json, sys
+before, start, end, report = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4])["data"]
+stored = report["last_seq"] - before
+print(f"  ingest: {stored:,} records stored in {end-start:.1f}s = {stored/(end-start):,.0f} records/s durable; "
+      f"chain ok={report['ok']} ({report['records']:,} records, {report['checkpoints']} checkpoints verified)")
+PY
