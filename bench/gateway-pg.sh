@@ -6,7 +6,8 @@
 #  - POST /v1/events ingest on PostgreSQL: batches of 100 unique events sent to all three replicas
 #    at once (wrk + bench/events.lua), durable (acknowledged = committed), the chain verified
 #    afterwards with `aasm audit verify --gateway`.
-# Usage: bench/gateway-pg.sh [SECONDS=10]
+# Usage: bench/gateway-pg.sh [SECONDS=10]   (under a shared build lock, use `flock -o` so the
+# gateways it starts do not inherit the lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -30,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_gateway NAME ARGS...: starts `aasm gateway` on a free port; prints its URL.
+# start_gateway NAME ARGS...: starts `aasm gateway` on a free port; sets GW_URL.
 start_gateway() {
   local name="$1"; shift
   "$AASM" gateway --listen 127.0.0.1:0 "$@" > "$WORK/$name.out" 2> "$WORK/$name.log" &
@@ -39,7 +40,15 @@ start_gateway() {
     grep -q '^listening on ' "$WORK/$name.out" 2>/dev/null && break
     sleep 0.1
   done
-  sed -n 's/^listening on //p' "$WORK/$name.out"
+  GW_URL=$(sed -n 's/^listening on //p' "$WORK/$name.out")
+  [ -n "$GW_URL" ] || { echo "gateway $name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
+}
+stop_last() { # stop_last N: SIGTERM the N gateways started last
+  for _ in $(seq 1 "$1"); do
+    local last=$((${#PIDS[@]} - 1))
+    kill -TERM "${PIDS[$last]}"; wait "${PIDS[$last]}" 2>/dev/null || true
+    unset "PIDS[$last]"
+  done
 }
 
 policy_dir() { # policy_dir DIR [BUDGET_CALLS]
@@ -79,12 +88,12 @@ PY
 
 step "one SQLite gateway: POST /v1/decide at saturation (64 connections, ${DUR}s)"
 for mode in open budgeted; do
-  URL=$(start_gateway "sqlite-$mode" --db "$WORK/sqlite-$mode.db" --policy "$WORK/$mode")
+  start_gateway "sqlite-$mode" --db "$WORK/sqlite-$mode.db" --policy "$WORK/$mode"; URL=$GW_URL
   TOKEN=$(register "$URL")
   oha_run "$URL" "$TOKEN" /dev/null -z 2s -c 32
   oha_run "$URL" "$TOKEN" "$WORK/sqlite-$mode.json" -z "${DUR}s" -c 64
   summary "SQLite, $mode policy" "$WORK/sqlite-$mode.json"
-  kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'
+  stop_last 1
 done
 
 step "PostgreSQL (scripts/pg.sh)"
@@ -95,26 +104,31 @@ step "three replicas on PostgreSQL: POST /v1/decide at saturation (3 x 22 connec
 for mode in open budgeted; do
   URLS=()
   for i in 1 2 3; do
-    URLS+=("$(start_gateway "pg-$mode-$i" --db "$PG_URL" --key "$WORK/signing.key" --policy "$WORK/$mode")")
+    start_gateway "pg-$mode-$i" --db "$PG_URL" --key "$WORK/signing.key" --policy "$WORK/$mode"
+    URLS+=("$GW_URL")
   done
   TOKEN=$(register "${URLS[0]}")
-  for u in "${URLS[@]}"; do oha_run "$u" "$TOKEN" /dev/null -z 2s -c 8 & done; wait
-  n=0; for u in "${URLS[@]}"; do n=$((n+1)); oha_run "$u" "$TOKEN" "$WORK/pg-$mode-$n.json" -z "${DUR}s" -c 22 & done; wait
+  LOAD=(); for u in "${URLS[@]}"; do oha_run "$u" "$TOKEN" /dev/null -z 2s -c 8 & LOAD+=($!); done
+  wait "${LOAD[@]}"
+  LOAD=(); n=0
+  for u in "${URLS[@]}"; do n=$((n+1)); oha_run "$u" "$TOKEN" "$WORK/pg-$mode-$n.json" -z "${DUR}s" -c 22 & LOAD+=($!); done
+  wait "${LOAD[@]}"
   summary "3 replicas, $mode policy" "$WORK"/pg-"$mode"-?.json
   if [ "$mode" = open ]; then
-    for i in 1 2 3; do kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; done
+    stop_last 3
   fi
 done
 
 step "POST /v1/events on PostgreSQL: batches of 100 unique events to all 3 replicas at once, ${DUR}s"
 BEFORE=$(AA_GATEWAY_URL="${URLS[0]}" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json audit verify | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["last_seq"])')
 START=$(date +%s.%N)
-n=0
+n=0; LOAD=()
 for u in "${URLS[@]}"; do
   n=$((n+1))
   AA_TOKEN="$TOKEN" RUN_ID="r$n-$(date +%s)" BATCH=100 wrk -t2 -c8 -d"${DUR}s" --latency -s bench/events.lua "$u" > "$WORK/events-$n.txt" &
+  LOAD+=($!)
 done
-wait
+wait "${LOAD[@]}"
 END=$(date +%s.%N)
 grep -h -E "Requests/sec|Non-2xx" "$WORK"/events-?.txt | sed 's/^/  /'
 AFTER_JSON=$(AA_GATEWAY_URL="${URLS[1]}" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json audit verify)
