@@ -61,7 +61,7 @@ policy_dir "$WORK/open"
 policy_dir "$WORK/budgeted" 1000000000
 
 register() { # register URL → token
-  AA_GATEWAY_URL="$1" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json agents register bench \
+  AA_GATEWAY_URL="$1" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json agents register bench --rotate \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])'
 }
 BODY='{"agent":"bench","action":{"kind":"tool_call","tool":"web_search","args":{"query":"agent governance"}}}'

@@ -29,8 +29,10 @@ use crate::store::{AgentRow, PgStore, Store, StoreError};
 
 /// Longest wait between two configuration checks (notifications usually come first).
 pub const POLL: Duration = Duration::from_secs(1);
-/// How long a configuration check stays good: past it, the replica fails closed.
-pub const STALE: Duration = Duration::from_secs(3);
+/// How long a configuration check stays good: past it, the replica fails closed. Several polls
+/// long, so a replica starved of CPU under saturation does not turn stale while its database
+/// answers.
+pub const STALE: Duration = Duration::from_secs(5);
 
 /// This replica's link to the others.
 pub struct Replicas {
@@ -135,6 +137,13 @@ impl Replicas {
             apply_config(state, &mut hub, policy, agents);
         })?;
         drop(hub);
+        let took = self.now_ms().saturating_sub(started);
+        if took > 1000 {
+            tracing::warn!(
+                took_ms = took,
+                "slow configuration check (a starved replica turns stale)"
+            );
+        }
         self.checked.store(started + 1, Ordering::Release);
         if applied != Some(epoch) {
             tracing::debug!(epoch, "configuration in step");
