@@ -183,6 +183,17 @@ impl Replica {
         }
     }
 
+    /// SIGTERM, and waits for the graceful stop.
+    #[allow(unsafe_code)]
+    fn term(&mut self) {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        child.wait().unwrap();
+    }
+
     fn kill9(&mut self) {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
@@ -296,6 +307,41 @@ fn fifty_concurrent_decides_on_three_replicas_allow_exactly_ten() {
 }
 
 #[test]
+fn budget_leases_are_spent_in_memory_returned_when_unused_and_lost_with_a_killed_replica() {
+    let Some(mut c) = Cluster::start(Some(
+        "[[budget]]\nname = \"big\"\nper = \"global\"\nwindow = \"total\"\ncalls = 100000\n",
+    )) else {
+        return;
+    };
+    let token = c.replicas[0].register("leaser");
+    let used = |c: &Cluster, r: usize| {
+        let (s, b) = c.replicas[r].get("/v1/budgets", ADMIN);
+        assert_eq!(s, 200, "{b}");
+        b[0]["calls_used"].as_u64().unwrap()
+    };
+    // One after another: each replica leases one slice of 100 calls and spends from it.
+    for (r, n) in [(0, 5), (1, 7), (2, 9)] {
+        for _ in 0..n {
+            let (s, v) = c.replicas[r].decide(&token, "leaser");
+            assert_eq!((s, v["effect"].as_str()), (200, Some("allow")), "{v}");
+        }
+    }
+    assert_eq!(used(&c, 2), 300, "three slices of 100 reserved");
+    assert_eq!(c.replicas[2].records("&decision=allow").len(), 21);
+    // Killed: replica 0's 95 unspent calls are never returned — they count as spent.
+    c.replicas[0].kill9();
+    // Stopped: replica 1 returns its 93 at once.
+    c.replicas[1].term();
+    assert_eq!(used(&c, 2), 207);
+    // Replica 2's lease expires (10 s) and its 91 go back.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while used(&c, 2) != 116 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(used(&c, 2), 5 + 7 + 9 + 95);
+}
+
+#[test]
 fn kill_9_of_a_replica_during_an_event_flood_loses_nothing_acknowledged() {
     let Some(mut c) = Cluster::start(None) else {
         return;
@@ -376,7 +422,11 @@ fn kill_9_of_a_replica_during_an_event_flood_loses_nothing_acknowledged() {
     let started = Instant::now();
     let (s, _) = c.replicas[1].post("/v1/agents/flooder/suspend", ADMIN, &json!({}));
     assert_eq!(s, 200);
-    assert!(started.elapsed() < Duration::from_secs(7), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
     let _ = &c.dir;
 }
 

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod budget;
 pub mod error;
 pub mod hub;
+pub mod leases;
 pub mod metrics;
 pub mod openapi;
 pub mod replicas;

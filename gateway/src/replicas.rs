@@ -23,6 +23,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use tokio::sync::watch;
 
 use crate::hub::HubLock;
+use crate::leases::{Leases, Unspent};
 use crate::state::AppState;
 use crate::store::{AUDIT_CHANNEL, CONFIG_CHANNEL};
 use crate::store::{AgentRow, PgStore, Store, StoreError};
@@ -44,6 +45,7 @@ pub struct Replicas {
     checked: AtomicU64,
     head: watch::Sender<u64>,
     stop: AtomicBool,
+    leases: Leases,
 }
 
 impl std::fmt::Debug for Replicas {
@@ -75,12 +77,25 @@ impl Replicas {
             checked: AtomicU64::new(0),
             head,
             stop: AtomicBool::new(false),
+            leases: Leases::default(),
         }))
     }
 
     /// The shared store.
     pub fn store(&self) -> &Arc<PgStore> {
         &self.store
+    }
+
+    /// This replica's budget leases.
+    pub fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    /// Returns unspent leased calls; if that fails they stay counted as spent (fail closed).
+    pub fn return_unspent(&self, unspent: &[Unspent]) {
+        if let Err(e) = self.store.return_unspent(unspent) {
+            tracing::warn!(error = %e, "unspent budget leases not returned: they count as spent");
+        }
     }
 
     /// This replica's id (its row in `replicas`).
@@ -116,9 +131,11 @@ impl Replicas {
         Ok(())
     }
 
-    /// Stops the sync thread and removes this replica's row: the others stop waiting for it.
+    /// Stops the sync thread, returns the unspent leases and removes this replica's row: the
+    /// others stop waiting for it.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
+        self.return_unspent(&self.leases.take_expired(true));
         if let Err(e) = self.store.forget_replica(&self.id) {
             tracing::warn!(error = %e, "could not remove this replica's row");
         }
@@ -149,7 +166,7 @@ impl Replicas {
             tracing::debug!(epoch, "configuration in step");
         }
         // Budget usage charged through other replicas, for `context.budget` and /v1/budgets.
-        state.engine.ledger().restore(self.store.usage()?);
+        state.engine.ledger().set(self.store.usage()?);
         Ok(epoch)
     }
 
@@ -199,6 +216,7 @@ impl Replicas {
                 }
             }
             drop(st);
+            self.return_unspent(&self.leases.take_expired(false));
             match self.wait(&mut c) {
                 Ok(()) => client = Some(c),
                 Err(e) => tracing::warn!(error = %e, "notification connection lost; reconnecting"),

@@ -380,6 +380,24 @@ impl BudgetLedger {
         }
     }
 
+    /// Sets counters to these values, lower or higher: for a mirror of counters kept elsewhere
+    /// (gateway replicas mirror the database's, which go down when an unspent lease returns).
+    /// Counters not given are unchanged; none is marked changed.
+    pub fn set(&self, rows: impl IntoIterator<Item = UsageRow>) {
+        let mut counters = self.lock();
+        for r in rows {
+            counters.map.entry(r.budget).or_default().insert(
+                r.key,
+                Counter {
+                    window_start: r.window_start_ms,
+                    calls: r.calls,
+                    tokens: r.tokens,
+                    cost_micros: r.cost_micros,
+                },
+            );
+        }
+    }
+
     /// Loads persisted counters (at start-up, before any decision). A counter already in
     /// the ledger keeps the larger usage of the two, so restoring never lowers a budget.
     pub fn restore(&self, rows: impl IntoIterator<Item = UsageRow>) {

@@ -119,6 +119,35 @@ async fn decide_replicated(
     if charges.is_empty() {
         return (decision, false);
     }
+    // One counter with a call limit: spend a leased slice, or lease one; near the limit (no
+    // slice granted) charge exactly.
+    if let Some(charge) = crate::leases::leasable(&charges) {
+        if replicas.leases().spend(charge) {
+            return (decision, true);
+        }
+        let (store, wanted) = (replicas.store().clone(), charge.clone());
+        match tokio::task::spawn_blocking(move || store.lease(&wanted)).await {
+            Ok(Ok(Some(granted))) => {
+                if let Some(old) = replicas.leases().add(charge, granted) {
+                    let r = replicas.clone();
+                    tokio::task::spawn_blocking(move || r.return_unspent(&[old]));
+                }
+                return (decision, true);
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                state.metrics.store_errors.inc();
+                tracing::error!(error = %e, "budget lease failed");
+                let message = "the budget cannot be charged: storage is unavailable".to_owned();
+                return (unavailable(state, &decision, message), false);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "budget lease task failed");
+                let message = "the budget cannot be charged".to_owned();
+                return (unavailable(state, &decision, message), false);
+            }
+        }
+    }
     let store = replicas.store().clone();
     match tokio::task::spawn_blocking(move || store.try_charge(&charges)).await {
         Ok(Ok(Ok(rows))) => {

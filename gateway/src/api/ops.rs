@@ -26,7 +26,7 @@ pub async fn budgets(
         let rows = tokio::task::spawn_blocking(move || store.usage())
             .await
             .map_err(ApiError::internal)??;
-        state.engine.ledger().restore(rows);
+        state.engine.ledger().set(rows);
     }
     Ok(Json(state.engine.budget_status()))
 }

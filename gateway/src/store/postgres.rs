@@ -387,6 +387,65 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Leases a slice of `charge`'s call budget: in one transaction, locks the counter (rolling
+    /// its window if due) and adds `min(SLICE, left / SHARE)` calls to it, if that is at least
+    /// `MIN_SLICE`. Returns the calls granted, or `None` near the limit (charge exactly then).
+    pub fn lease(&self, charge: &Charge) -> Result<Option<u64>, StoreError> {
+        use crate::leases::{MIN_SLICE, SHARE, SLICE};
+        let Some(limit) = charge.calls else {
+            return Ok(None);
+        };
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        tx.execute(
+            "INSERT INTO budget_usage (budget, key, window_start, calls, tokens, cost_micros)
+             VALUES ($1, $2, $3, 0, 0, 0)
+             ON CONFLICT (budget, key) DO UPDATE SET window_start = excluded.window_start,
+               calls = 0, tokens = 0, cost_micros = 0
+             WHERE budget_usage.window_start < excluded.window_start",
+            &[&charge.budget, &charge.key, &charge.window_start_ms],
+        )?;
+        let row = tx.query_one(
+            "SELECT window_start, calls FROM budget_usage WHERE budget = $1 AND key = $2
+             FOR UPDATE",
+            &[&charge.budget, &charge.key],
+        )?;
+        let (window_start, calls): (i64, i64) = (row.get(0), row.get(1));
+        let left = limit.saturating_sub(from_sql(calls));
+        let granted = SLICE.min(left / SHARE);
+        if window_start != charge.window_start_ms || granted < MIN_SLICE {
+            return Ok(None);
+        }
+        tx.execute(
+            "UPDATE budget_usage SET calls = calls + $3 WHERE budget = $1 AND key = $2",
+            &[&charge.budget, &charge.key, &to_sql(granted)],
+        )?;
+        tx.commit()?;
+        Ok(Some(granted))
+    }
+
+    /// Gives back the unspent calls of expired leases (to their window only).
+    pub fn return_unspent(&self, unspent: &[crate::leases::Unspent]) -> Result<(), StoreError> {
+        if unspent.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        let mut sorted: Vec<&crate::leases::Unspent> = unspent.iter().collect();
+        sorted.sort_by(|a, b| (&a.budget, &a.key).cmp(&(&b.budget, &b.key)));
+        for u in sorted {
+            tx.execute(
+                "UPDATE budget_usage SET calls = greatest(calls - $3, 0)
+                 WHERE budget = $1 AND key = $2 AND window_start = $4",
+                &[&u.budget, &u.key, &to_sql(u.calls), &u.window_start_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// Bumps the configuration epoch and notifies the replicas, inside `tx`.
 fn bump_epoch(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
     let epoch: i64 = tx
