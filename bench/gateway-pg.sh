@@ -3,9 +3,11 @@
 #  - POST /v1/decide at saturation (oha, keep-alive): one SQLite gateway; three replicas each
 #    loaded by its own oha at once (summed); with no budget, and with a budget every decision
 #    charges (exactly, in the database, on the replicas);
-#  - POST /v1/events ingest on PostgreSQL: batches of 100 unique events sent to all three replicas
-#    at once (wrk + bench/events.lua), durable (acknowledged = committed), the chain verified
-#    afterwards with `aasm audit verify --gateway`.
+#  - POST /v1/events ingest on PostgreSQL: batches of 100 unique events sent to one replica, then
+#    to all three at once (wrk + bench/events.lua), durable (acknowledged = committed), the chain
+#    verified afterwards with `aasm audit verify --gateway`.
+# Decisions are counted by outcome from /metrics: under saturation a gateway whose audit queue is
+# full answers `deny/unavailable` (fail closed) rather than an unrecorded allow.
 # Usage: bench/gateway-pg.sh [SECONDS=10]   (under a shared build lock, use `flock -o` so the
 # gateways it starts do not inherit the lock)
 set -euo pipefail
@@ -86,6 +88,18 @@ print(f"  {label}: {rps:,.0f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms (worst o
 PY
 }
 
+outcomes() { # outcomes URL...: decisions by effect/reason, summed over the gateways' /metrics
+  for u in "$@"; do curl -s "$u/metrics"; done | python3 -c '
+import re, sys
+totals = {}
+for line in sys.stdin:
+    m = re.match(r"aa_decisions_total\{effect=\"(\w+)\",reason=\"(\w+)\".*\} (\d+)", line)
+    if m:
+        k = m.group(1) + "/" + m.group(2)
+        totals[k] = totals.get(k, 0) + int(m.group(3))
+print("    decisions:", ", ".join(f"{k} {v:,}" for k, v in sorted(totals.items())))'
+}
+
 step "one SQLite gateway: POST /v1/decide at saturation (64 connections, ${DUR}s)"
 for mode in open budgeted; do
   start_gateway "sqlite-$mode" --db "$WORK/sqlite-$mode.db" --policy "$WORK/$mode"; URL=$GW_URL
@@ -93,6 +107,7 @@ for mode in open budgeted; do
   oha_run "$URL" "$TOKEN" /dev/null -z 2s -c 32
   oha_run "$URL" "$TOKEN" "$WORK/sqlite-$mode.json" -z "${DUR}s" -c 64
   summary "SQLite, $mode policy" "$WORK/sqlite-$mode.json"
+  outcomes "$URL"
   stop_last 1
 done
 
@@ -114,13 +129,36 @@ for mode in open budgeted; do
   for u in "${URLS[@]}"; do n=$((n+1)); oha_run "$u" "$TOKEN" "$WORK/pg-$mode-$n.json" -z "${DUR}s" -c 22 & LOAD+=($!); done
   wait "${LOAD[@]}"
   summary "3 replicas, $mode policy" "$WORK"/pg-"$mode"-?.json
+  outcomes "${URLS[@]}"
   if [ "$mode" = open ]; then
     stop_last 3
   fi
 done
 
+verify_since() { # verify_since BEFORE START END URL: records stored since BEFORE, rate, chain check
+  local after
+  after=$(AA_GATEWAY_URL="$4" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json audit verify)
+  python3 - "$1" "$2" "$3" "$after" <<'PY'
+import json, sys
+before, start, end, report = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4])["data"]
+stored = report["last_seq"] - before
+print(f"  ingest: {stored:,} records stored in {end-start:.1f}s = {stored/(end-start):,.0f} records/s durable; "
+      f"chain ok={report['ok']} ({report['records']:,} records, {report['checkpoints']} checkpoints verified)")
+PY
+}
+last_seq() { AA_GATEWAY_URL="$1" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json audit verify | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["last_seq"])'; }
+sleep 3 # let the replicas' audit queues drain before counting
+
+step "POST /v1/events on PostgreSQL: batches of 100 unique events to one replica (4 threads, 16 connections), ${DUR}s"
+BEFORE=$(last_seq "${URLS[0]}")
+START=$(date +%s.%N)
+AA_TOKEN="$TOKEN" RUN_ID="one-$(date +%s)" BATCH=100 wrk -t4 -c16 -d"${DUR}s" --latency -s bench/events.lua "${URLS[0]}" > "$WORK/events-one.txt"
+END=$(date +%s.%N)
+grep -h -E "Requests/sec|Non-2xx" "$WORK/events-one.txt" | sed 's/^/  /'
+verify_since "$BEFORE" "$START" "$END" "${URLS[1]}"
+
 step "POST /v1/events on PostgreSQL: batches of 100 unique events to all 3 replicas at once, ${DUR}s"
-BEFORE=$(AA_GATEWAY_URL="${URLS[0]}" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json audit verify | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["last_seq"])')
+BEFORE=$(last_seq "${URLS[0]}")
 START=$(date +%s.%N)
 n=0; LOAD=()
 for u in "${URLS[@]}"; do
@@ -131,11 +169,4 @@ done
 wait "${LOAD[@]}"
 END=$(date +%s.%N)
 grep -h -E "Requests/sec|Non-2xx" "$WORK"/events-?.txt | sed 's/^/  /'
-AFTER_JSON=$(AA_GATEWAY_URL="${URLS[1]}" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" --json audit verify)
-python3 - "$BEFORE" "$START" "$END" "$AFTER_JSON" <<'PY'
-import json, sys
-before, start, end, report = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4])["data"]
-stored = report["last_seq"] - before
-print(f"  ingest: {stored:,} records stored in {end-start:.1f}s = {stored/(end-start):,.0f} records/s durable; "
-      f"chain ok={report['ok']} ({report['records']:,} records, {report['checkpoints']} checkpoints verified)")
-PY
+verify_since "$BEFORE" "$START" "$END" "${URLS[1]}"
