@@ -339,6 +339,19 @@ fn budget_leases_are_spent_in_memory_returned_when_unused_and_lost_with_a_killed
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(used(&c, 2), 5 + 7 + 9 + 95);
+    // Calls decided elsewhere and reported are added to the counter (one delta per batch),
+    // once: a replay adds nothing.
+    let allowed = |id: &str| {
+        let mut e = event("leaser", id);
+        e["decision"] = json!({"effect": "allow", "reason": "permitted", "message": "m", "policy_ids": [], "decision_id": id});
+        e
+    };
+    let batch = json!({"events": [allowed("x1"), allowed("x2"), allowed("x3")]});
+    for _ in 0..2 {
+        let (s, v) = c.replicas[2].post("/v1/events", &token, &batch);
+        assert_eq!(s, 200, "{v}");
+    }
+    assert_eq!(used(&c, 2), 116 + 3);
 }
 
 #[test]

@@ -351,7 +351,7 @@ impl State {
             // Every counter charged so far (decisions made before their records were queued,
             // and the events above) is stored with these records.
             let usage = if shared {
-                UsageWrite::Delta(deltas)
+                UsageWrite::Delta(merge_deltas(deltas))
             } else {
                 taken = engine.ledger().take_changed();
                 UsageWrite::Absolute(taken.clone())
@@ -385,4 +385,25 @@ impl State {
         }
         Ok(acks)
     }
+}
+
+/// One delta per counter and window (a batch of events often charges one counter thousands of
+/// times: one row update, not thousands).
+fn merge_deltas(deltas: Vec<UsageRow>) -> Vec<UsageRow> {
+    let mut merged: std::collections::BTreeMap<(String, String, i64), UsageRow> =
+        std::collections::BTreeMap::new();
+    for d in deltas {
+        match merged.entry((d.budget.clone(), d.key.clone(), d.window_start_ms)) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let e = e.get_mut();
+                e.calls = e.calls.saturating_add(d.calls);
+                e.tokens = e.tokens.saturating_add(d.tokens);
+                e.cost_micros = e.cost_micros.saturating_add(d.cost_micros);
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(d);
+            }
+        }
+    }
+    merged.into_values().collect()
 }
