@@ -13,6 +13,7 @@ use aa_core::{Agent, Decision, Effect, Layer, Reason};
 use aa_sdk_client::{ClientConfig, ConfigInput, Governor, Mode};
 use serde::Serialize;
 
+use crate::bypass::EgressWatch;
 use crate::event::{KernelEvent, Observed, Translator, decode};
 use crate::loader::{Probes, ProgramStatus};
 use crate::rules::{self, Compiled};
@@ -31,6 +32,8 @@ pub struct AttachOptions {
     pub status_file: PathBuf,
     /// Ring buffer size in bytes (power of two); `None` = 16 MiB.
     pub ring_bytes: Option<u32>,
+    /// Egress that must go through known endpoints: anything else is recorded as a bypass.
+    pub egress: Option<EgressWatch>,
 }
 
 /// Default directory of status files.
@@ -66,6 +69,8 @@ pub struct Status {
     pub repeats_filtered: u64,
     /// Events decided and recorded.
     pub recorded: u64,
+    /// Connects and sends that went around the proxy (with an egress watch).
+    pub bypasses: u64,
     /// Records that could not be written (the client spills; this counts hard failures).
     pub record_errors: u64,
     /// Events waiting for a decision.
@@ -163,6 +168,7 @@ pub fn run(
         io_uring_rings: 0,
         repeats_filtered: 0,
         recorded: 0,
+        bypasses: 0,
         record_errors: 0,
         backlog: 0,
         policy_version: version.clone(),
@@ -194,6 +200,7 @@ pub fn run(
                         &governor,
                         &agent,
                         &compiled,
+                        options.egress.as_ref(),
                         &mut translator,
                         &event,
                         &mut status,
@@ -258,6 +265,7 @@ pub fn run(
             &governor,
             &agent,
             &compiled,
+            options.egress.as_ref(),
             &mut translator,
             &event,
             &mut status,
@@ -271,8 +279,13 @@ pub fn run(
 }
 
 fn compile(governor: &Governor, agent: &Agent) -> Compiled {
-    let literals = rules::literals(governor.engine().policy().as_deref());
-    rules::compile(rules::previewer(governor, agent), &literals)
+    let policy = governor.engine().policy();
+    let literals = rules::literals(policy.as_deref());
+    rules::compile(
+        rules::previewer(governor, agent),
+        &literals,
+        policy.as_deref(),
+    )
 }
 
 /// Adds the ids of new sub-cgroups to the watch list.
@@ -313,11 +326,12 @@ fn read_ring(
     }
 }
 
-/// Decides and records one event.
+/// Decides and records one event (and, under an egress watch, a bypass it reveals).
 fn handle(
     governor: &Governor,
     agent: &Agent,
     compiled: &Compiled,
+    egress: Option<&EgressWatch>,
     translator: &mut Translator,
     event: &KernelEvent,
     status: &mut Status,
@@ -327,12 +341,29 @@ fn handle(
     };
     let mut decision = governor.preview_as(agent, &action, Layer::Ebpf);
     annotate(&mut decision, event, compiled);
-    match governor.record_as(agent, &action, Layer::Ebpf, &decision) {
-        Ok(()) => status.recorded += 1,
-        Err(e) => {
-            status.record_errors += 1;
-            tracing::error!(error = %e, "kernel event not recorded");
-        }
+    let mut record =
+        |decision: &Decision| match governor.record_as(agent, &action, Layer::Ebpf, decision) {
+            Ok(()) => status.recorded += 1,
+            Err(e) => {
+                status.record_errors += 1;
+                tracing::error!(error = %e, "kernel event not recorded");
+            }
+        };
+    record(&decision);
+    // A refused connect never left: only traffic that went out can be a bypass.
+    if let (Some(watch), Observed::Connect { ip, port, proto }, false) =
+        (egress, &event.observed, event.enforced)
+        && !watch.accounts_for(*ip, *port)
+    {
+        let (flagged, bypass) = watch.respond(
+            event.pid,
+            std::net::SocketAddr::new(*ip, *port),
+            *proto,
+            &decision,
+        );
+        tracing::warn!(pid = bypass.pid, dest = %bypass.dest, killed = bypass.killed, "egress bypassed the proxy");
+        record(&flagged);
+        status.bypasses += 1;
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use aa_core::wire::Announced;
 use aa_core::{Agent, AuditRecord, Engine, Environment};
 use tokio::sync::broadcast;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub public_key: String,
     /// Clock and ids.
     pub env: Arc<dyn Environment>,
+    /// The latest SDK announcements per agent (this replica's memory; newest last).
+    pub announcements: std::sync::Mutex<HashMap<String, std::collections::VecDeque<Announced>>>,
 }
 
 impl AppState {

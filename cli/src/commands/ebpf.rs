@@ -19,7 +19,7 @@ pub fn run(command: EbpfCommand, out: &Printer) -> Result<Status, CliError> {
             cgroup,
             allow_write,
             command,
-        } => exec(&cgroup, &allow_write, &command),
+        } => exec(cgroup.as_deref(), &allow_write, &command),
     }
 }
 
@@ -49,6 +49,7 @@ fn attach(args: EbpfAttachArgs, out: &Printer) -> Result<Status, CliError> {
         force_proxy: args.force_proxy,
         status_file,
         ring_bytes: Some(args.ring_bytes),
+        egress: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -140,9 +141,14 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
     })
 }
 
-fn exec(cgroup: &Path, allow_write: &[PathBuf], command: &[String]) -> Result<Status, CliError> {
-    let cgroup = cgroup_dir(cgroup)?;
-    aa_ebpf::sandbox::join_cgroup(&cgroup)?;
+fn exec(
+    cgroup: Option<&Path>,
+    allow_write: &[PathBuf],
+    command: &[String],
+) -> Result<Status, CliError> {
+    if let Some(cgroup) = cgroup {
+        aa_ebpf::sandbox::join_cgroup(&cgroup_dir(cgroup)?)?;
+    }
     aa_ebpf::sandbox::refuse_io_uring()?;
     if !allow_write.is_empty() {
         aa_ebpf::sandbox::restrict_writes(allow_write)?;
