@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the example agents through a real gateway and proxy started by hand — what `aasm run`
-# does for them, minus the kernel layer — and prints each agent's summary and the audit.
-#   examples/agents/by-hand.sh [python|node]...      (default: both)
+# does for them — and prints each agent's summary and the audit.
+#   examples/agents/by-hand.sh [--ebpf] [python|node]...      (default: both)
+# --ebpf (root): also the kernel layer, `aasm ebpf attach` on a fresh cgroup per agent and the
+# agent started in it with `aasm ebpf exec` (AA_DEMO_LAYERS=ebpf: perl must be killed).
 # Needs: $AASM (default /var/cache/aa/target/debug/aasm), the venvs of scripts/setup.sh, and for
 # node the compiled agent (examples/agents/typescript/build.sh). Leaves nothing running.
 set -euo pipefail
@@ -9,6 +11,8 @@ cd "$(dirname "$0")/../.."
 AASM="${AASM:-/var/cache/aa/target/debug/aasm}"
 SDK_PY="${AA_SDK_VENV:-/var/cache/aa/venv-sdk}/bin/python"
 UP_PY="${AA_PROXY_VENV:-/var/cache/aa/venv-proxy}/bin/python"
+EBPF=0
+if [ "${1:-}" = --ebpf ]; then EBPF=1; shift; fi
 AGENTS=("$@"); [ ${#AGENTS[@]} -gt 0 ] || AGENTS=(python node)
 W=$(mktemp -d /tmp/aa-agents-XXXXXX)
 PIDS=()
@@ -53,6 +57,16 @@ for agent in "${AGENTS[@]}"; do
   proxy_pid=$!
   PIDS+=("$proxy_pid")
   wait_line "$W/proxy-$agent.out" "listening on" >/dev/null
+  run=()
+  if [ "$EBPF" = 1 ]; then
+    cg="$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)/aa-by-hand-$$-$agent"
+    AA_TOKEN="$AA_ADMIN_TOKEN" RUST_LOG=info "$AASM" ebpf attach --cgroup "$cg" --gateway "$GW" --agent "$id" \
+      --status-file "$W/ebpf-$agent.json" > "$W/ebpf-$agent.out" 2> "$W/ebpf-$agent.err" &
+    ebpf_pid=$!
+    PIDS+=("$ebpf_pid")
+    wait_line "$W/ebpf-$agent.out" "attached to" >&2
+    run=("$AASM" ebpf exec --cgroup "$cg" --)
+  fi
   # The child's environment as `aasm run` sets it (the proxy's CA beside the system's, for
   # the gateway's and the upstreams' sake only the proxy's is needed here).
   env_vars=(HTTPS_PROXY="http://127.0.0.1:$port" HTTP_PROXY="http://127.0.0.1:$port" NO_PROXY=127.0.0.1
@@ -60,14 +74,19 @@ for agent in "${AGENTS[@]}"; do
     NODE_EXTRA_CA_CERTS="$W/proxy-$agent/ca.pem" AA_GATEWAY_URL="$GW" AA_AGENT_ID="$id" AA_TOKEN="$token"
     AA_DEMO_LLM_URL="$(field llm_url)" AA_DEMO_MCP_URL="$(field mcp_url)" AA_DEMO_EXFIL_URL="$(field exfil_url)"
     AA_SPILL_DIR="$W/spill-$agent")
+  [ "$EBPF" = 1 ] && env_vars+=(AA_DEMO_LAYERS=sdk,proxy,ebpf)
   log "running the $agent agent as $id (proxy 127.0.0.1:$port)"
   if [ "$agent" = python ]; then
     cmd=("$SDK_PY" examples/agents/python/agent.py)
   else
     cmd=(node examples/agents/typescript/dist/agent.js)
   fi
-  env "${env_vars[@]}" "${cmd[@]}" | tee "$W/$agent.out" || rc=1
+  env "${env_vars[@]}" "${run[@]}" "${cmd[@]}" | tee "$W/$agent.out" || rc=1
   kill -TERM "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
+  if [ "$EBPF" = 1 ]; then
+    kill -TERM "$ebpf_pid"; wait "$ebpf_pid" 2>/dev/null || true
+    for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
+  fi
 done
 
 log "upstream counters: $(curl -sS --cacert "$(field ca)" "$(field stats_url)")"
