@@ -93,5 +93,19 @@ log "upstream counters: $(curl -sS --cacert "$(field ca)" "$(field stats_url)")"
 sleep 1
 AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" audit tail --gateway "$GW" --all > "$W/audit.txt"
 AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" audit tail --gateway "$GW" --all --json > "$W/audit.jsonl"
-log "audit: $(wc -l < "$W/audit.jsonl") records in $W/audit.txt and $W/audit.jsonl"
+log "audit: $(wc -l < "$W/audit.jsonl") records in $W/audit.txt and $W/audit.jsonl; per agent, layer, kind, decision:"
+"$UP_PY" - "$W/audit.jsonl" <<'PY' >&2
+import collections, json, sys
+c: collections.Counter = collections.Counter()
+for line in open(sys.argv[1]):
+    r = json.loads(line)["data"]
+    d = r["decision"]
+    c[(r["agent_id"], r["layer"], r["action"]["kind"], d["effect"], d["reason"], d.get("budget") or ",".join(d.get("policy_ids") or []))] += 1
+    u = (r.get("outcome") or {}).get("usage")
+    if u:
+        print(f"  tokens: {r['agent_id']} {r['layer']} {r['action'].get('model')}: {u}")
+for k, n in sorted(c.items()):
+    print(f"  {n:5d}  " + "  ".join(k))
+PY
+AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" audit verify --gateway "$GW" >&2 || rc=1
 exit $rc
