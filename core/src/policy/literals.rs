@@ -115,6 +115,30 @@ fn pattern(v: &Json, out: &mut BTreeSet<String>) {
     out.insert(text);
 }
 
+impl CompiledPolicy {
+    /// Whether some `forbid` could apply to actions of `kind`: its action scope is unscoped,
+    /// names the kind, or names a group (conservatively, any `in` with another id). A layer
+    /// that compiles forbids ahead of time (the kernel's maps) skips a kind for which this is
+    /// false: no request of that kind can be forbidden.
+    pub fn may_forbid(&self, kind: crate::ActionKind) -> bool {
+        use cedar_policy::{ActionConstraint, Effect};
+        let names = |uid: &cedar_policy::EntityUid| uid.id().unescaped() == kind.as_str();
+        self.full.policies().any(|p| {
+            p.effect() == Effect::Forbid
+                && match p.action_constraint() {
+                    ActionConstraint::Any => true,
+                    ActionConstraint::Eq(uid) => names(&uid),
+                    ActionConstraint::In(uids) => uids.iter().any(|u| {
+                        names(u)
+                            || crate::ActionKind::ALL
+                                .iter()
+                                .all(|k| u.id().unescaped() != k.as_str())
+                    }),
+                }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::policy::{CompiledPolicy, PolicyBundle};
@@ -156,29 +180,5 @@ mod tests {
                 "été",
             ]
         );
-    }
-}
-
-impl CompiledPolicy {
-    /// Whether some `forbid` could apply to actions of `kind`: its action scope is unscoped,
-    /// names the kind, or names a group (conservatively, any `in` with another id). A layer
-    /// that compiles forbids ahead of time (the kernel's maps) skips a kind for which this is
-    /// false: no request of that kind can be forbidden.
-    pub fn may_forbid(&self, kind: crate::ActionKind) -> bool {
-        use cedar_policy::{ActionConstraint, Effect};
-        let names = |uid: &cedar_policy::EntityUid| uid.id().unescaped() == kind.as_str();
-        self.full.policies().any(|p| {
-            p.effect() == Effect::Forbid
-                && match p.action_constraint() {
-                    ActionConstraint::Any => true,
-                    ActionConstraint::Eq(uid) => names(&uid),
-                    ActionConstraint::In(uids) => uids.iter().any(|u| {
-                        names(u)
-                            || crate::ActionKind::ALL
-                                .iter()
-                                .all(|k| u.id().unescaped() != k.as_str())
-                    }),
-                }
-        })
     }
 }

@@ -473,6 +473,7 @@ pub(crate) fn child_env(
         }
         let bundle = p.bundle.display().to_string();
         env.push(("SSL_CERT_FILE".into(), bundle.clone()));
+        env.push(("CURL_CA_BUNDLE".into(), bundle.clone()));
         env.push(("REQUESTS_CA_BUNDLE".into(), bundle));
         env.push((
             "NODE_EXTRA_CA_CERTS".into(),

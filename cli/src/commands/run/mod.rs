@@ -151,7 +151,7 @@ pub fn run(args: RunArgs, out: &Printer) -> Result<Status, CliError> {
         }
         let launched = Instant::now();
         let child = child.spawn().map_err(|source| CliError::Spawn {
-            what: args.command[0].clone(),
+            what: args.command.join(" "),
             source,
         })?;
         progress(&format!(
