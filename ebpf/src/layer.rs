@@ -17,6 +17,7 @@ use crate::bypass::EgressWatch;
 use crate::event::{KernelEvent, Observed, Translator, decode};
 use crate::loader::{Probes, ProgramStatus};
 use crate::rules::{self, Compiled};
+use crate::tls_binaries::TlsBinaries;
 use crate::{EbpfError, system};
 
 /// How to attach.
@@ -83,6 +84,8 @@ pub struct Status {
     pub connect_rules: usize,
     /// What the maps could not express.
     pub notes: Vec<String>,
+    /// Executables with their own OpenSSL (node) whose TLS the uprobes also see.
+    pub tls_binaries: Vec<String>,
     /// Delivery state of the records.
     pub shipped: u64,
     /// Records spilled to disk while the gateway is unreachable.
@@ -136,8 +139,11 @@ pub fn run(
     let agent = config.agent.clone();
     let governor = Governor::start(config)?;
 
-    let mut probes = Probes::attach(&cgroup, &system::libssl_paths(), options.ring_bytes)?;
+    let libssl = system::libssl_paths();
+    let mut probes = Probes::attach(&cgroup, &libssl, options.ring_bytes)?;
     let mut watched = watch_tree(&mut probes, &cgroup, &[])?;
+    let mut tls = TlsBinaries::default();
+    tls.scan_running(&mut probes, &system::cgroup_tree(&cgroup), &libssl);
     let mut compiled = compile(&governor, &agent);
     probes.load_rules(&compiled, options.force_proxy)?;
     let mut version = governor.engine().policy_version();
@@ -175,6 +181,7 @@ pub fn run(
         exec_rules: compiled.exec_deny.len(),
         connect_rules: compiled.connect.len(),
         notes: compiled.notes.clone(),
+        tls_binaries: Vec::new(),
         shipped: 0,
         spilled: 0,
         queued: 0,
@@ -205,6 +212,11 @@ pub fn run(
                         &event,
                         &mut status,
                     );
+                    if let Observed::Exec { path, .. } = &event.observed
+                        && !event.enforced
+                    {
+                        tls.consider(&mut probes, Path::new(path), &libssl);
+                    }
                     next = (Instant::now() < drain_until)
                         .then(|| rx.try_recv().ok())
                         .flatten();
@@ -249,6 +261,7 @@ pub fn run(
                 status.notes = compiled.notes.clone();
             }
             watched = watch_tree(&mut probes, &cgroup, &watched)?;
+            status.tls_binaries.clone_from(&tls.hooked);
             status.read_delivery(&governor);
             status.backlog = backlog.load(Ordering::Relaxed);
             write_status(&options.status_file, &status);

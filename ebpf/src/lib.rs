@@ -17,6 +17,7 @@ pub mod rules;
 pub mod sandbox;
 mod sys;
 pub mod system;
+mod tls_binaries;
 
 pub use bypass::{Bypass, EgressWatch, OnBypass};
 pub use event::{KernelEvent, Observed, Translator, decode};

@@ -131,6 +131,19 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
                     Some(e) => lines.push(format!("  FAIL {name:<16} {hook}: {e}")),
                 }
             }
+            let own_openssl: Vec<&str> = s
+                .get("tls_binaries")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .collect();
+            if !own_openssl.is_empty() {
+                lines.push(format!(
+                    "  TLS uprobes also in executables with their own OpenSSL: {}",
+                    own_openssl.join(", ")
+                ));
+            }
         }
         lines.join("\n")
     });

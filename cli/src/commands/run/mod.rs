@@ -61,7 +61,7 @@ pub fn run(args: RunArgs, out: &Printer) -> Result<Status, CliError> {
         }
     };
     progress(&gateway.describe());
-    let teardown = Teardown::default();
+    let since = Since::now();
     let result = (|| {
         let token = gateway.agent_token(&agent_id)?;
         progress(&format!("agent     {agent_id}"));
@@ -171,12 +171,7 @@ pub fn run(args: RunArgs, out: &Printer) -> Result<Status, CliError> {
         if let Some(p) = proxy {
             p.stop(&runtime);
         }
-        let mut report = summary::collect(
-            &gateway,
-            &agent_id,
-            teardown.since_ms,
-            ebpf_summary.as_ref(),
-        );
+        let mut report = summary::collect(&gateway, &agent_id, since.ms, ebpf_summary.as_ref());
         report.command = args.command.clone();
         report.state_dir = dir.display().to_string();
         report.startup_ms = startup.as_secs_f64() * 1e3;
@@ -201,15 +196,15 @@ pub fn run(args: RunArgs, out: &Printer) -> Result<Status, CliError> {
 }
 
 /// When the run began (unix ms): the summary counts what came after.
-struct Teardown {
-    since_ms: i64,
+struct Since {
+    ms: i64,
 }
 
-impl Default for Teardown {
-    fn default() -> Self {
+impl Since {
+    fn now() -> Self {
         use aa_core::Environment;
-        Teardown {
-            since_ms: aa_core::SystemEnv.now_ms(),
+        Since {
+            ms: aa_core::SystemEnv.now_ms(),
         }
     }
 }
