@@ -4,9 +4,10 @@
 #     every decision in a hash-chained audit file, the file verified, tampered with and caught;
 #  2. remote mode: a gateway starts, an agent is registered, the same agent asks the gateway,
 #     runs into a budget, is suspended by the kill switch, and the chain is verified via the API;
-#  3. kernel layer (root): the eBPF probes on a cgroup see a shell-out, a file write and a raw
-#     connect, kill a forbidden binary before it runs, refuse a forbidden port, and Landlock
-#     refuses a write outside the allowed directory.
+#  3. `aasm run`: the example agents (Python, TypeScript) each governed by one command — an
+#     embedded gateway, the proxy, and as root the eBPF layer: allows and denies from all three
+#     layers, a budget running out, a forbidden exec killed, a raw socket caught as a bypass,
+#     the summary, and the run's audit verified again from its database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -76,63 +77,32 @@ GW_LOG="$DEMO/gateway.log" gateway_start "$DEMO/gateway.db"
 AA_GATEWAY_URL="$GW_URL" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" audit verify --strict
 gateway_stop
 
-step "kernel layer: attach the eBPF probes to a cgroup (root)"
-if [ "$(id -u)" != 0 ]; then
-  echo "skipped: the eBPF layer needs root"
-  exit 0
-fi
-KDIR="$PWD/$DEMO/kernel"
-mkdir -p "$KDIR/policy" "$KDIR/work"
-printf '#!/bin/sh\necho "exfiltrating…"; touch %s/exfiltrated\n' "$KDIR" > "$KDIR/exfil.sh"
-chmod +x "$KDIR/exfil.sh"
-cat > "$KDIR/policy/base.cedar" <<CEDAR
-@id("allow-all")
-permit (principal, action, resource);
+step "aasm run: the example agents governed end to end — SDK, proxy and (as root) eBPF, one command each"
+scripts/python-sdk.sh install >/dev/null
+scripts/node.sh build >/dev/null
+examples/agents/typescript/build.sh >/dev/null
+UP_PY="${AA_PROXY_VENV:-/var/cache/aa/venv-proxy}/bin/python"
+"$UP_PY" examples/agents/upstreams.py --dir "$DEMO/upstreams" > "$DEMO/upstreams.json" 2> "$DEMO/upstreams.log" &
+UP_PID=$!
+trap 'kill $UP_PID 2>/dev/null || true; gateway_stop' EXIT
+for _ in $(seq 1 200); do [ -s "$DEMO/upstreams.json" ] && break; sleep 0.1; done
+up() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$DEMO/upstreams.json" "$1"; }
+DEMO_ENV=(env "AA_DEMO_LLM_URL=$(up llm_url)" "AA_DEMO_MCP_URL=$(up mcp_url)" "AA_DEMO_EXFIL_URL=$(up exfil_url)")
+[ "$(id -u)" = 0 ] && DEMO_ENV+=(AA_DEMO_LAYERS=sdk,proxy,ebpf)
+echo "local upstreams (no internet): an OpenAI-compatible model, an MCP server, an exfil endpoint"
+for lang in python node; do
+  if [ "$lang" = python ]; then CMD=("${AA_SDK_VENV:-/var/cache/aa/venv-sdk}/bin/python" examples/agents/python/agent.py)
+  else CMD=(node examples/agents/typescript/dist/agent.js); fi
+  step "aasm run -- the $lang agent"
+  "$AASM" run --policy examples/agents/policy --agent-id "demo-$lang" --level native \
+    --upstream-ca "$(up ca)" --llm "$(up llm_host)=openai" --state-dir "$DEMO/run-$lang" \
+    -- "${DEMO_ENV[@]}" "${CMD[@]}" | grep -v '^{"agent"'
+done
+python3 -c 'import json,sys; s=json.load(sys.stdin); print("the upstreams saw:", s)' \
+  < <(curl -sS --cacert "$(up ca)" "$(up stats_url)")
 
-@id("no-smtp-or-discard")
-@reason("agents may not open SMTP or discard-port connections")
-forbid (principal, action == Action::"net_connect", resource)
-when { context.port == 25 || context.port == 9 };
-
-@id("no-exfil-script")
-@reason("this script must never run")
-forbid (principal, action == Action::"process_exec", resource)
-when { context.path == "$KDIR/exfil.sh" };
-CEDAR
-CG="aa-demo-$$"
-env -u AA_GATEWAY_URL "$AASM" ebpf attach --cgroup "$CG" --policy "$KDIR/policy" --audit-file "$KDIR/audit.jsonl" \
-  --agent demo-agent --status-file "$KDIR/status.json" > "$KDIR/attach.out" 2> "$KDIR/attach.log" &
-ATTACH_PID=$!
-trap 'kill -TERM $ATTACH_PID 2>/dev/null || true; wait $ATTACH_PID 2>/dev/null || true; gateway_stop' EXIT
-for _ in $(seq 1 300); do [ -s "$KDIR/status.json" ] && break; sleep 0.1; done
-cat "$KDIR/attach.out"
-
-step "the agent, inside the cgroup and under Landlock, tries its luck (no SDK, no proxy)"
-"$AASM" ebpf exec --cgroup "$CG" --allow-write "$KDIR/work" --allow-write /dev -- sh -c "
-  echo notes > $KDIR/work/notes.txt && echo 'wrote work/notes.txt'
-  $KDIR/exfil.sh; echo \"exfil.sh exit status: \$? (137 = killed before it ran)\"
-  python3 -c 'import socket
-try:
-    socket.create_connection((\"127.0.0.1\", 9), timeout=2)
-except OSError as e:
-    print(\"connect to port 9:\", e)'
-  echo x > /tmp/aa-demo-outside.txt 2>/dev/null || echo 'write outside work/: refused (Landlock)'
-" || true
-[ -e "$KDIR/exfiltrated" ] && { echo "the forbidden script ran — this is a bug" >&2; exit 1; }
-sleep 1.5
-"$AASM" ebpf status --dir "$KDIR"
-
-step "what the kernel layer recorded: the denies, then the chain verified"
-kill -TERM "$ATTACH_PID"; wait "$ATTACH_PID" 2>/dev/null || true
-tail -n 1 "$KDIR/attach.out"
-python3 - "$KDIR/audit.jsonl" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r.get("decision", {}).get("effect") == "deny":
-        a = r["action"]
-        what = a.get("path") or f"{a.get('addr')}:{a.get('port')}"
-        print(f"deny  {a['kind']:<13} {what}  — {r['decision']['message'][:90]}")
-PY
-env -u AA_GATEWAY_URL "$AASM" audit verify "$KDIR/audit.jsonl"
-rmdir "$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)/$CG" 2>/dev/null || true
+step "the audit of a run, verified again from its database by a fresh gateway (hash chain + signed checkpoints)"
+export AA_ADMIN_TOKEN="demo-admin-$(date +%s%N)"
+GW_LOG="$DEMO/gateway.log" gateway_start "$DEMO/run-python/gateway.db"
+AA_GATEWAY_URL="$GW_URL" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" audit verify --strict
+gateway_stop

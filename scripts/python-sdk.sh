@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python SDK (bindings/python): `build` makes dist/agent_assembly-*.whl; `test` builds it,
 # installs it into a fresh venv (import check) and into the SDK tool venv, lints, type-checks
-# (mypy --strict over the package and examples/python), and runs pytest
+# (mypy --strict over the package, examples/python and examples/agents/python), and runs pytest
 # against the real `aasm gateway`; `bench` runs the pytest-benchmark figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,12 +30,16 @@ install_into_tools() {
 
 case "${1:-test}" in
   build) build ;;
+  install)
+    build
+    install_into_tools
+    ;;
   test)
     build
     fresh_install_check
     install_into_tools
-    "$SDK_VENV/bin/ruff" check bindings/python examples/python proxy/tests ebpf/tests testsupport bench
-    "$SDK_VENV/bin/mypy" --strict --cache-dir "${TMPDIR:-/tmp}/aa-mypy-cache" bindings/python/python/agent_assembly examples/python
+    "$SDK_VENV/bin/ruff" check bindings/python examples/python examples/agents proxy/tests ebpf/tests cli/tests/run testsupport bench
+    "$SDK_VENV/bin/mypy" --strict --cache-dir "${TMPDIR:-/tmp}/aa-mypy-cache" bindings/python/python/agent_assembly examples/python examples/agents/python
     cargo build -p aasm --locked --quiet   # the tests start the real gateway
     (cd bindings/python && AASM="$AASM" "$SDK_VENV/bin/pytest" -q -p no:cacheprovider tests)
     ;;
@@ -46,5 +50,5 @@ case "${1:-test}" in
     (cd bindings/python && AASM="$AASM" "$SDK_VENV/bin/pytest" -q -p no:cacheprovider bench \
       --benchmark-only --benchmark-columns=min,median,mean,max,rounds --benchmark-sort=name)
     ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 build|install|test|bench" >&2; exit 2 ;;
 esac

@@ -53,7 +53,8 @@ fi
 
 # The Python SDK's build and test tools (its own venv: framework pins differ from schemathesis).
 SDK_VENV="${AA_SDK_VENV:-/var/cache/aa/venv-sdk}"
-SDK_PACKAGES=("maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=5" cedarpy langchain-core openai-agents ruff "mypy>=1.10" requests "httpx[http2]")
+# openai and mcp (2.x) are also what the example Python agent (examples/agents/python) imports.
+SDK_PACKAGES=("maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=5" cedarpy langchain-core openai-agents openai mcp ruff "mypy>=1.10" requests "httpx[http2]")
 if [ ! -f "$SDK_VENV/.aa-ready" ] || [ "$(cat "$SDK_VENV/.aa-ready")" != "${SDK_PACKAGES[*]}" ]; then
   log "installing the Python SDK tools into $SDK_VENV"
   python3 -m venv "$SDK_VENV"
@@ -82,6 +83,19 @@ if [ ! -f "$NODE_TOOLS/.aa-ready" ] || [ "$(cat "$NODE_TOOLS/.aa-ready")" != "${
   mkdir -p "$NODE_TOOLS"
   (cd "$NODE_TOOLS" && npm install --silent --no-audit --no-fund --save-exact "${NODE_PACKAGES[@]}" >/dev/null)
   echo "${NODE_PACKAGES[*]}" > "$NODE_TOOLS/.aa-ready"
+fi
+
+# The TypeScript example agent (examples/agents/typescript): the official openai npm SDK, the MCP
+# TypeScript SDK, undici (Node 20's fetch ignores HTTPS_PROXY) and tsc. Outside the clone;
+# examples/agents/typescript/build.sh links it as node_modules.
+AGENTS_NODE_TOOLS="${AA_AGENTS_NODE_TOOLS:-/var/cache/aa/node-tools-agents}"
+AGENTS_NODE_PACKAGES=(openai@7.59.0 @modelcontextprotocol/sdk@1.32.2 undici@6.29.1 zod@4.6.7 typescript@7.0.2 @types/node@20.19.30)
+if [ ! -f "$AGENTS_NODE_TOOLS/.aa-ready" ] || [ "$(cat "$AGENTS_NODE_TOOLS/.aa-ready")" != "${AGENTS_NODE_PACKAGES[*]}" ]; then
+  log "installing ${AGENTS_NODE_PACKAGES[*]} into $AGENTS_NODE_TOOLS"
+  mkdir -p "$AGENTS_NODE_TOOLS"
+  # openai 7 declares node >=22 (an EBADENGINE warning); it runs on Node 20.
+  (cd "$AGENTS_NODE_TOOLS" && npm install --no-audit --no-fund --loglevel=error --save-exact "${AGENTS_NODE_PACKAGES[@]}" >/dev/null)
+  echo "${AGENTS_NODE_PACKAGES[*]}" > "$AGENTS_NODE_TOOLS/.aa-ready"
 fi
 
 # The WASM package's browser test: Debian's chromium driven by playwright-core (npm), and

@@ -38,6 +38,10 @@ cargo build -p aasm --locked --quiet
 step "eBPF on the real kernel (root): observation scoped to a cgroup, records at a real gateway, enforcement"
 (cd ebpf/tests && AASM="$AASM" "${AA_SDK_VENV:-/var/cache/aa/venv-sdk}/bin/pytest" -q -p no:cacheprovider -rs .)
 
+step "aasm run end to end (root): the example agents (Python, TypeScript) under the SDK, the proxy and the eBPF layer; curl; levels; bypasses; teardown after SIGKILL and SIGINT"
+examples/agents/typescript/build.sh
+(cd cli/tests/run && AASM="$AASM" "${AA_PROXY_VENV:-/var/cache/aa/venv-proxy}/bin/pytest" -q -p no:cacheprovider -rs .)
+
 step "aa-core without default features builds for wasm32-unknown-unknown"
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR="$AA_WASM_TARGET_DIR" \
   cargo +web build -p aa-core --no-default-features --locked \

@@ -40,6 +40,9 @@ pub enum Command {
     /// launch a command inside a cgroup with a Landlock write ruleset.
     #[command(subcommand)]
     Ebpf(EbpfCommand),
+    /// Govern a command end to end: a gateway (embedded or joined), the proxy, and as root the
+    /// eBPF layer on a cgroup of its own with Landlock; a summary when it exits.
+    Run(RunArgs),
     /// Print a schema: the Cedar schema policies are validated against, the JSON Schema of
     /// the wire model (actions, decisions, audit records), or the gateway's OpenAPI document.
     Schema {
@@ -531,9 +534,9 @@ pub enum EbpfCommand {
     },
     /// Run CMD inside a cgroup, with writes allowed only beneath the given directories.
     Exec {
-        /// cgroup v2 directory to join.
+        /// cgroup v2 directory to join (none: stay in the current cgroup).
         #[arg(long)]
-        cgroup: PathBuf,
+        cgroup: Option<PathBuf>,
         /// Directory the command may write beneath (repeatable; Landlock). None given: no
         /// Landlock ruleset.
         #[arg(long = "allow-write")]
@@ -542,4 +545,80 @@ pub enum EbpfCommand {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+}
+
+/// The governance level a run must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunLevel {
+    /// The proxy and the kernel layer enforce (any program).
+    Observe,
+    /// An SDK must announce itself (tool calls decided at SDK depth), or the run is not called
+    /// governed.
+    Native,
+}
+
+/// What `aasm run` does about egress that went around the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnBypassArg {
+    /// Record it.
+    Record,
+    /// Record it and kill the process.
+    Kill,
+    /// Record it and suspend the agent everywhere.
+    Suspend,
+}
+
+/// A layer `aasm run` can leave out (for measurements and partial set-ups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunLayer {
+    /// The sidecar proxy.
+    Proxy,
+    /// The eBPF layer and its cgroup.
+    Ebpf,
+    /// The Landlock write ruleset.
+    Landlock,
+}
+
+/// `aasm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Policy directory of the embedded gateway.
+    #[arg(long, conflicts_with = "gateway")]
+    pub policy: Option<PathBuf>,
+    /// Join this gateway instead of starting one (AA_TOKEN: the agent's token; or
+    /// AA_ADMIN_TOKEN, to register the agent).
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Extra CA certificate (PEM) to trust for a TLS gateway.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// The agent's id (default: the command's name).
+    #[arg(long)]
+    pub agent_id: Option<String>,
+    /// The governance level the run must reach.
+    #[arg(long, value_enum, default_value = "observe")]
+    pub level: RunLevel,
+    /// What to do about egress that went around the proxy.
+    #[arg(long, value_enum, default_value = "record")]
+    pub on_bypass: OnBypassArg,
+    /// A directory the command may write beneath (Landlock; repeatable). Without one, writes
+    /// are decided and recorded by the kernel layer but not confined.
+    #[arg(long = "allow-write")]
+    pub allow_write: Vec<PathBuf>,
+    /// Extra LLM API for the proxy, `host[:port]=provider` (repeatable).
+    #[arg(long = "llm")]
+    pub llm: Vec<String>,
+    /// Extra CA bundle (PEM) the proxy trusts for upstreams.
+    #[arg(long)]
+    pub upstream_ca: Option<PathBuf>,
+    /// Leave a layer out (repeatable).
+    #[arg(long = "without", value_enum)]
+    pub without: Vec<RunLayer>,
+    /// Where the run keeps its gateway database, CA and logs (default: a new directory under
+    /// the state directory).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }

@@ -17,6 +17,8 @@ pub enum Status {
     Failed,
     /// 2: the command could not run.
     Failure,
+    /// The exit status of the command `aasm run` governed (128 + N when signal N ended it).
+    Child(u8),
 }
 
 impl From<Status> for ExitCode {
@@ -25,6 +27,7 @@ impl From<Status> for ExitCode {
             Status::Success => ExitCode::SUCCESS,
             Status::Failed => ExitCode::from(1),
             Status::Failure => ExitCode::from(2),
+            Status::Child(code) => ExitCode::from(code),
         }
     }
 }

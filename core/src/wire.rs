@@ -108,6 +108,34 @@ pub struct AgentInfo {
     pub created_ms: i64,
 }
 
+/// What an SDK says about itself when it starts (`POST /v1/announce`, with the agent's token):
+/// the run it belongs to then knows tool calls are decided at SDK depth (`L3Native`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Announcement {
+    /// The layer announcing (`sdk`).
+    pub layer: Layer,
+    /// The host runtime, e.g. `python3.11` or `node`.
+    pub runtime: String,
+    /// The SDK core's version.
+    pub version: String,
+    /// The process id of the agent.
+    pub pid: u32,
+}
+
+/// An announcement as the gateway keeps it (`GET /v1/agents/{id}/announcements`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Announced {
+    /// The agent whose token announced.
+    pub agent_id: String,
+    /// When, unix ms.
+    pub at_ms: i64,
+    /// What it said.
+    pub announcement: Announcement,
+}
+
 /// Body of `POST /v1/agents`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -13,9 +13,11 @@ use aa_core::{Agent, Decision, Effect, Layer, Reason};
 use aa_sdk_client::{ClientConfig, ConfigInput, Governor, Mode};
 use serde::Serialize;
 
+use crate::bypass::EgressWatch;
 use crate::event::{KernelEvent, Observed, Translator, decode};
 use crate::loader::{Probes, ProgramStatus};
 use crate::rules::{self, Compiled};
+use crate::tls_binaries::TlsBinaries;
 use crate::{EbpfError, system};
 
 /// How to attach.
@@ -31,6 +33,8 @@ pub struct AttachOptions {
     pub status_file: PathBuf,
     /// Ring buffer size in bytes (power of two); `None` = 16 MiB.
     pub ring_bytes: Option<u32>,
+    /// Egress that must go through known endpoints: anything else is recorded as a bypass.
+    pub egress: Option<EgressWatch>,
 }
 
 /// Default directory of status files.
@@ -66,6 +70,8 @@ pub struct Status {
     pub repeats_filtered: u64,
     /// Events decided and recorded.
     pub recorded: u64,
+    /// Connects and sends that went around the proxy (with an egress watch).
+    pub bypasses: u64,
     /// Records that could not be written (the client spills; this counts hard failures).
     pub record_errors: u64,
     /// Events waiting for a decision.
@@ -78,6 +84,8 @@ pub struct Status {
     pub connect_rules: usize,
     /// What the maps could not express.
     pub notes: Vec<String>,
+    /// Executables with their own OpenSSL (node) whose TLS the uprobes also see.
+    pub tls_binaries: Vec<String>,
     /// Delivery state of the records.
     pub shipped: u64,
     /// Records spilled to disk while the gateway is unreachable.
@@ -131,8 +139,11 @@ pub fn run(
     let agent = config.agent.clone();
     let governor = Governor::start(config)?;
 
-    let mut probes = Probes::attach(&cgroup, &system::libssl_paths(), options.ring_bytes)?;
+    let libssl = system::libssl_paths();
+    let mut probes = Probes::attach(&cgroup, &libssl, options.ring_bytes)?;
     let mut watched = watch_tree(&mut probes, &cgroup, &[])?;
+    let mut tls = TlsBinaries::default();
+    tls.scan_running(&mut probes, &system::cgroup_tree(&cgroup), &libssl);
     let mut compiled = compile(&governor, &agent);
     probes.load_rules(&compiled, options.force_proxy)?;
     let mut version = governor.engine().policy_version();
@@ -163,12 +174,14 @@ pub fn run(
         io_uring_rings: 0,
         repeats_filtered: 0,
         recorded: 0,
+        bypasses: 0,
         record_errors: 0,
         backlog: 0,
         policy_version: version.clone(),
         exec_rules: compiled.exec_deny.len(),
         connect_rules: compiled.connect.len(),
         notes: compiled.notes.clone(),
+        tls_binaries: Vec::new(),
         shipped: 0,
         spilled: 0,
         queued: 0,
@@ -194,10 +207,16 @@ pub fn run(
                         &governor,
                         &agent,
                         &compiled,
+                        options.egress.as_ref(),
                         &mut translator,
                         &event,
                         &mut status,
                     );
+                    if let Observed::Exec { path, .. } = &event.observed
+                        && !event.enforced
+                    {
+                        tls.consider(&mut probes, Path::new(path), &libssl);
+                    }
                     next = (Instant::now() < drain_until)
                         .then(|| rx.try_recv().ok())
                         .flatten();
@@ -242,6 +261,7 @@ pub fn run(
                 status.notes = compiled.notes.clone();
             }
             watched = watch_tree(&mut probes, &cgroup, &watched)?;
+            status.tls_binaries.clone_from(&tls.hooked);
             status.read_delivery(&governor);
             status.backlog = backlog.load(Ordering::Relaxed);
             write_status(&options.status_file, &status);
@@ -258,6 +278,7 @@ pub fn run(
             &governor,
             &agent,
             &compiled,
+            options.egress.as_ref(),
             &mut translator,
             &event,
             &mut status,
@@ -271,8 +292,13 @@ pub fn run(
 }
 
 fn compile(governor: &Governor, agent: &Agent) -> Compiled {
-    let literals = rules::literals(governor.engine().policy().as_deref());
-    rules::compile(rules::previewer(governor, agent), &literals)
+    let policy = governor.engine().policy();
+    let literals = rules::literals(policy.as_deref());
+    rules::compile(
+        rules::previewer(governor, agent),
+        &literals,
+        policy.as_deref(),
+    )
 }
 
 /// Adds the ids of new sub-cgroups to the watch list.
@@ -313,11 +339,12 @@ fn read_ring(
     }
 }
 
-/// Decides and records one event.
+/// Decides and records one event (and, under an egress watch, a bypass it reveals).
 fn handle(
     governor: &Governor,
     agent: &Agent,
     compiled: &Compiled,
+    egress: Option<&EgressWatch>,
     translator: &mut Translator,
     event: &KernelEvent,
     status: &mut Status,
@@ -327,12 +354,29 @@ fn handle(
     };
     let mut decision = governor.preview_as(agent, &action, Layer::Ebpf);
     annotate(&mut decision, event, compiled);
-    match governor.record_as(agent, &action, Layer::Ebpf, &decision) {
-        Ok(()) => status.recorded += 1,
-        Err(e) => {
-            status.record_errors += 1;
-            tracing::error!(error = %e, "kernel event not recorded");
-        }
+    let mut record =
+        |decision: &Decision| match governor.record_as(agent, &action, Layer::Ebpf, decision) {
+            Ok(()) => status.recorded += 1,
+            Err(e) => {
+                status.record_errors += 1;
+                tracing::error!(error = %e, "kernel event not recorded");
+            }
+        };
+    record(&decision);
+    // A refused connect never left: only traffic that went out can be a bypass.
+    if let (Some(watch), Observed::Connect { ip, port, proto }, false) =
+        (egress, &event.observed, event.enforced)
+        && !watch.accounts_for(*ip, *port)
+    {
+        let (flagged, bypass) = watch.respond(
+            event.pid,
+            std::net::SocketAddr::new(*ip, *port),
+            *proto,
+            &decision,
+        );
+        tracing::warn!(pid = bypass.pid, dest = %bypass.dest, killed = bypass.killed, "egress bypassed the proxy");
+        record(&flagged);
+        status.bypasses += 1;
     }
 }
 

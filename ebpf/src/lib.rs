@@ -9,6 +9,7 @@
 //! tracepoint; the launcher adds a Landlock write ruleset.
 
 pub mod btf;
+pub mod bypass;
 mod event;
 mod layer;
 mod loader;
@@ -16,7 +17,9 @@ pub mod rules;
 pub mod sandbox;
 mod sys;
 pub mod system;
+mod tls_binaries;
 
+pub use bypass::{Bypass, EgressWatch, OnBypass};
 pub use event::{KernelEvent, Observed, Translator, decode};
 pub use layer::{AttachOptions, STATUS_DIR, Status, Summary, read_statuses, run};
 pub use loader::{Probes, ProgramStatus};

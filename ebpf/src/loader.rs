@@ -65,6 +65,16 @@ impl std::fmt::Debug for Probes {
     }
 }
 
+/// The TLS uprobes: program, the symbols it hooks, return probe. `SSL_write_ex` /
+/// `SSL_read_ex` are what OpenSSL 3 clients such as Python's `ssl` and Node call.
+const TLS_UPROBES: [(&str, &[&str], bool); 5] = [
+    ("aa_ssl_write", &["SSL_write", "SSL_write_ex"], false),
+    ("aa_ssl_read", &["SSL_read"], false),
+    ("aa_ssl_read_ret", &["SSL_read"], true),
+    ("aa_ssl_read_ex", &["SSL_read_ex"], false),
+    ("aa_ssl_read_ex_ret", &["SSL_read_ex"], true),
+];
+
 /// Syscall tracepoints: program and the `syscalls:sys_enter_*` events it is attached to (one
 /// program serves the syscalls whose arguments sit in the same slots).
 const TRACEPOINTS: [(&str, &[&str]); 12] = [
@@ -232,15 +242,7 @@ impl Probes {
             })();
             programs.push(status(name, hook, result));
         }
-        // SSL_write_ex / SSL_read_ex are what OpenSSL 3 clients such as Python's ssl call.
-        let uprobes: [(&str, &[&str], bool); 5] = [
-            ("aa_ssl_write", &["SSL_write", "SSL_write_ex"], false),
-            ("aa_ssl_read", &["SSL_read"], false),
-            ("aa_ssl_read_ret", &["SSL_read"], true),
-            ("aa_ssl_read_ex", &["SSL_read_ex"], false),
-            ("aa_ssl_read_ex_ret", &["SSL_read_ex"], true),
-        ];
-        for (name, symbols, ret) in uprobes {
+        for (name, symbols, ret) in TLS_UPROBES {
             let libs = libssl
                 .iter()
                 .map(|p| p.display().to_string())
@@ -249,15 +251,17 @@ impl Probes {
             let kind = if ret { "uretprobe" } else { "uprobe" };
             let hook = format!("{kind} {} in {libs}", symbols.join("+"));
             let result = (|| -> Result<(), AttachError> {
-                if libssl.is_empty() {
-                    return Err(AttachError::NoLibssl);
-                }
                 let p: &mut UProbe = bpf
                     .program_mut(name)
                     .ok_or(AttachError::Missing)?
                     .try_into()
                     .map_err(AttachError::WrongType)?;
+                // Loaded even without a libssl: executables with their own OpenSSL are
+                // attached later (`attach_tls_binary`).
                 p.load().map_err(refused("uprobe programs"))?;
+                if libssl.is_empty() {
+                    return Err(AttachError::NoLibssl);
+                }
                 for lib in libssl {
                     for symbol in symbols {
                         p.attach(
@@ -273,6 +277,35 @@ impl Probes {
             programs.push(status(name, hook, result));
         }
         Ok(Probes { bpf, programs })
+    }
+
+    /// Attaches the TLS uprobes to one more file: an executable that carries its own OpenSSL
+    /// and exports its symbols (`node`). They fire in every process that maps the file; the
+    /// programs keep the watched cgroups' events only. Returns how many symbols were hooked.
+    pub fn attach_tls_binary(&mut self, path: &std::path::Path) -> usize {
+        let mut hooked = 0;
+        for (name, symbols, _) in TLS_UPROBES {
+            let Some(p) = self
+                .bpf
+                .program_mut(name)
+                .and_then(|p| <&mut UProbe>::try_from(p).ok())
+            else {
+                continue;
+            };
+            for symbol in symbols {
+                match p.attach(
+                    *symbol,
+                    path,
+                    aya::programs::uprobe::UProbeScope::AllProcesses,
+                ) {
+                    Ok(_) => hooked += 1,
+                    Err(e) => {
+                        tracing::debug!(%symbol, path = %path.display(), error = %e, "uprobe not attached")
+                    }
+                }
+            }
+        }
+        hooked
     }
 
     /// Moves the ring buffer out (the reader thread owns it).

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use aa_core::{Action, Agent, CompiledPolicy, Decision, Effect, Layer, NetProto, Reason};
+use aa_core::{
+    Action, ActionKind, Agent, CompiledPolicy, Decision, Effect, Layer, NetProto, Reason,
+};
 use aa_ebpf_common::{ConnectKey, ConnectRule, VERDICT_ALLOW, VERDICT_DENY};
 
 /// Rule index of "all egress must go through the proxy" (`--force-proxy`).
@@ -72,13 +74,30 @@ impl Compiled {
 
 /// Asks `decide` (a preview of the active policy) and writes the maps' contents; `literals` are
 /// the strings the policy mentions ([`CompiledPolicy::literals`]).
-pub fn compile(decide: impl Fn(&Action) -> Decision, literals: &BTreeSet<String>) -> Compiled {
+/// A kind no `forbid` can apply to ([`CompiledPolicy::may_forbid`]) is skipped: its map stays
+/// empty without asking about every binary and port.
+pub fn compile(
+    decide: impl Fn(&Action) -> Decision,
+    literals: &BTreeSet<String>,
+    policy: Option<&CompiledPolicy>,
+) -> Compiled {
     let mut out = Compiled {
         rules: vec!["aa:force-proxy".into()],
         ..Compiled::default()
     };
-    compile_exec(&decide, literals, &mut out);
-    compile_connect(&decide, literals, &mut out);
+    let may_forbid = |kind| policy.is_none_or(|p| p.may_forbid(kind));
+    if may_forbid(ActionKind::ProcessExec) {
+        compile_exec(&decide, literals, &mut out);
+    }
+    if may_forbid(ActionKind::NetConnect) {
+        // No policy reads the port and no literal names an address with one: one port stands
+        // for all 65,535.
+        let ports = policy.is_none_or(|p| p.reads_attr("port"))
+            || literals
+                .iter()
+                .any(|l| l.parse::<std::net::SocketAddr>().is_ok());
+        compile_connect(&decide, literals, ports, &mut out);
+    }
     out
 }
 
@@ -123,16 +142,32 @@ fn compile_exec(
     }
 }
 
-/// Ports 1–65535 whose connect to `ip` a `forbid` matches, with the decision.
-fn denied_ports(decide: &impl Fn(&Action) -> Decision, ip: IpAddr) -> BTreeMap<u16, Decision> {
+/// Ports 1–65535 whose connect to `ip` a `forbid` matches, with the decision; when the policy
+/// does not depend on the port (`ports` false), one answer for all of them.
+fn denied_ports(
+    decide: &impl Fn(&Action) -> Decision,
+    ip: IpAddr,
+    ports: bool,
+) -> BTreeMap<u16, Decision> {
     let addr = ip.to_string();
+    let ask = |port| {
+        decide(&Action::NetConnect {
+            addr: addr.clone(),
+            port,
+            proto: NetProto::Tcp,
+        })
+    };
+    if !ports {
+        let d = ask(1);
+        return if forbidden(&d) {
+            (1..=u16::MAX).map(|p| (p, d.clone())).collect()
+        } else {
+            BTreeMap::new()
+        };
+    }
     (1..=u16::MAX)
         .filter_map(|port| {
-            let d = decide(&Action::NetConnect {
-                addr: addr.clone(),
-                port,
-                proto: NetProto::Tcp,
-            });
+            let d = ask(port);
             forbidden(&d).then_some((port, d))
         })
         .collect()
@@ -149,11 +184,12 @@ pub fn key_addr(ip: IpAddr) -> [u8; 16] {
 fn compile_connect(
     decide: &impl Fn(&Action) -> Decision,
     literals: &BTreeSet<String>,
+    ports: bool,
     out: &mut Compiled,
 ) {
     const ANY: [u8; 16] = [0; 16];
-    let baseline = denied_ports(decide, IpAddr::V4(OTHER_V4));
-    let baseline6 = denied_ports(decide, IpAddr::V6(OTHER_V6));
+    let baseline = denied_ports(decide, IpAddr::V4(OTHER_V4), ports);
+    let baseline6 = denied_ports(decide, IpAddr::V6(OTHER_V6), ports);
     if baseline6.keys().ne(baseline.keys()) {
         out.notes.push(
             "the policy treats IPv4 and IPv6 destinations differently on some ports; the kernel \
@@ -164,7 +200,7 @@ fn compile_connect(
     push_ports(out, ANY, &baseline, &BTreeMap::new());
     let ips: BTreeSet<IpAddr> = literals.iter().filter_map(|l| literal_ip(l)).collect();
     for ip in ips {
-        let own = denied_ports(decide, ip);
+        let own = denied_ports(decide, ip, ports);
         let parent = if ip.is_ipv4() { &baseline } else { &baseline6 };
         push_ports(out, key_addr(ip), &own, parent);
     }
@@ -276,7 +312,12 @@ mod tests {
         // The kernel maps follow: the named path is killed, the named address refused.
         let engine = aa_core::Engine::with_policy(policy, std::sync::Arc::new(aa_core::SystemEnv));
         let agent = Agent::new("a");
-        let compiled = compile(|a| engine.preview(&agent, a, Layer::Ebpf), &lits);
+        let active = engine.policy();
+        let compiled = compile(
+            |a| engine.preview(&agent, a, Layer::Ebpf),
+            &lits,
+            active.as_deref(),
+        );
         assert!(
             compiled
                 .exec_deny
@@ -292,5 +333,69 @@ mod tests {
                 .iter()
                 .any(|(k, r)| k.addr == v4 && k.port == 5432 && r.verdict == VERDICT_DENY)
         );
+    }
+
+    #[test]
+    fn kinds_no_forbid_can_reach_are_not_compiled() {
+        let bundle = PolicyBundle {
+            files: [(
+                "p.cedar".to_owned(),
+                r#"
+                permit (principal, action, resource);
+                forbid (principal, action == Action::"tool_call", resource == Tool::"rm");
+                "#
+                .to_owned(),
+            )]
+            .into(),
+            ..PolicyBundle::default()
+        };
+        let policy = CompiledPolicy::compile(bundle).unwrap();
+        assert!(!policy.may_forbid(ActionKind::NetConnect));
+        assert!(!policy.may_forbid(ActionKind::ProcessExec));
+        assert!(policy.may_forbid(ActionKind::ToolCall));
+        let asked = std::cell::Cell::new(0u32);
+        let compiled = compile(
+            |_| {
+                asked.set(asked.get() + 1);
+                Decision::unavailable("x".into(), "", None, false)
+            },
+            &BTreeSet::new(),
+            Some(&policy),
+        );
+        assert_eq!(asked.get(), 0);
+        assert!(compiled.exec_deny.is_empty() && compiled.connect.is_empty());
+    }
+
+    #[test]
+    fn a_policy_that_never_reads_the_port_is_asked_once_per_address() {
+        let bundle = PolicyBundle {
+            files: [(
+                "p.cedar".to_owned(),
+                r#"
+                permit (principal, action, resource);
+                forbid (principal, action == Action::"net_connect", resource)
+                when { context.addr like "10.*" };
+                "#
+                .to_owned(),
+            )]
+            .into(),
+            ..PolicyBundle::default()
+        };
+        let policy = CompiledPolicy::compile(bundle).unwrap();
+        assert!(!policy.reads_attr("port"));
+        let engine = aa_core::Engine::with_policy(policy, std::sync::Arc::new(aa_core::SystemEnv));
+        let agent = Agent::new("a");
+        let active = engine.policy();
+        let asked = std::cell::Cell::new(0u32);
+        let compiled = compile(
+            |a| {
+                asked.set(asked.get() + 1);
+                engine.preview(&agent, a, Layer::Ebpf)
+            },
+            &BTreeSet::new(),
+            active.as_deref(),
+        );
+        assert_eq!(asked.get(), 2, "one port for IPv4 and one for IPv6");
+        assert!(compiled.connect.is_empty(), "{:?}", compiled.connect);
     }
 }

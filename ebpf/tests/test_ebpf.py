@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,8 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from conftest import AASM, AGENT, Attached, Gateway, Listener, Upstream, ebpf_records, wait_for
 
@@ -176,6 +179,31 @@ def test_a_deliberate_bypass_of_sdk_and_proxy_is_still_caught(
              and any(a.startswith("touch ") for a in action(r).get("argv", [])))
     wait_for(gateway, lambda r: action(r) == {"kind": "file_access", "path": str(touched), "access": "write"})
     wait_for(gateway, lambda r: action(r).get("kind") == "http_request" and action(r).get("path") == f"/bypass-{tag}")
+
+
+def test_tls_of_node_with_its_own_openssl_is_seen(
+        attached: Attached, gateway: Gateway, upstream: Upstream) -> None:
+    """/usr/bin/node links OpenSSL statically and exports SSL_write: the layer finds it among the
+    executables started in the cgroup and hooks it, so its TLS plaintext is recorded too."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("LOUD SKIP: no node on this machine")
+    tag = uuid.uuid4().hex[:8]
+    script = ("const https = require('https');"
+              f"https.get({{host: 'localhost', port: {upstream.port}, path: '/node-{tag}'}}, r => {{"
+              "r.resume(); r.on('end', () => console.log('status', r.statusCode)); });")
+    # The first run is the one whose exec reveals node; the uprobe is attached asynchronously,
+    # so a run after it is the one that must be seen.
+    first = attached.run(node, "-e", "0", env={"PATH": "/usr/bin:/bin"})
+    assert first.returncode == 0, first.stderr
+    deadline = time.monotonic() + 15
+    while os.path.realpath(node) not in attached.status().get("tls_binaries", []) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert os.path.realpath(node) in attached.status()["tls_binaries"], attached.status()
+    r = attached.run(node, "-e", script, env={"PATH": "/usr/bin:/bin", "NODE_EXTRA_CA_CERTS": str(upstream.ca)})
+    assert r.returncode == 0 and "status 200" in r.stdout, (r.stdout, r.stderr)
+    rec = wait_for(gateway, lambda r: action(r).get("kind") == "http_request" and action(r).get("path") == f"/node-{tag}")
+    assert action(rec)["host"] == "localhost" and action(rec)["port"] == upstream.port
 
 
 def test_a_full_ring_buffer_counts_lost_events(gateway: Gateway, tmp_path: Path) -> None:

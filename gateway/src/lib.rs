@@ -57,6 +57,8 @@ pub struct GatewayConfig {
     pub checkpoint_every: u64,
     /// Audit writer queue length (jobs).
     pub queue: usize,
+    /// How long open connections may finish after shutdown begins.
+    pub drain: Duration,
 }
 
 impl GatewayConfig {
@@ -71,6 +73,7 @@ impl GatewayConfig {
             admin_token: None,
             checkpoint_every: 1000,
             queue: 65_536,
+            drain: Duration::from_secs(10),
         }
     }
 
@@ -259,6 +262,7 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
         public_key,
         env,
         replicas: replicas.clone(),
+        announcements: Default::default(),
     });
     let base = match &config.policy_dir {
         Some(dir) => Some((PolicyBundle::from_dir(dir), dir.display().to_string())),
@@ -288,8 +292,8 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
     Ok(state)
 }
 
-/// Runs the gateway until `shutdown` resolves, then stops accepting, drains connections (10 s
-/// grace), flushes the audit writer and writes the closing checkpoint. `on_listen` gets the
+/// Runs the gateway until `shutdown` resolves, then stops accepting, drains connections
+/// (`drain`, 10 s by default), flushes the audit writer and writes the closing checkpoint. `on_listen` gets the
 /// bound address (useful with port 0).
 pub async fn serve(
     config: GatewayConfig,
@@ -308,10 +312,11 @@ pub async fn serve(
     let app = api::router(state.clone());
     let handle = axum_server::Handle::new();
     let shutdown_handle = handle.clone();
+    let drain = config.drain;
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: draining connections");
-        shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        shutdown_handle.graceful_shutdown(Some(drain));
     });
     let listen_handle = handle.clone();
     tokio::spawn(async move {
@@ -348,6 +353,18 @@ pub async fn serve(
     }
     tracing::info!("audit flushed and sealed");
     result.map_err(io(format!("serving on {}", config.listen)))
+}
+
+/// Sets up tracing into a file (`aasm run`, whose terminal belongs to the agent): text lines,
+/// `RUST_LOG`-style filter (default `info`).
+pub fn init_logging_to(file: std::fs::File) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
 }
 
 /// Sets up tracing: `RUST_LOG`-style filter (default `info`), text or JSON lines on stderr.

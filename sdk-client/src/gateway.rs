@@ -9,8 +9,8 @@ use aa_core::audit::VerifyReport;
 use aa_core::budget::BudgetStatus;
 use aa_core::cases::AgentSpec;
 use aa_core::wire::{
-    AgentInfo, AuditPage, DecideRequest, ErrorBody, EventsRequest, EventsResponse, PolicyDocument,
-    PolicyVersion, PublicKey, RegisterRequest, Registered, WhoAmI,
+    AgentInfo, Announced, Announcement, AuditPage, DecideRequest, ErrorBody, EventsRequest,
+    EventsResponse, PolicyDocument, PolicyVersion, PublicKey, RegisterRequest, Registered, WhoAmI,
 };
 use aa_core::{Action, Agent, AuditEvent, AuditRecord, Checkpoint, Decision, Layer, PolicyBundle};
 use serde::Serialize;
@@ -178,6 +178,9 @@ fn http_agent(
         .timeout_connect(Some(connect))
         .http_status_as_error(false)
         .tls_config(tls.clone())
+        // Never through an HTTP(S)_PROXY of the environment: an agent under `aasm run` has
+        // one, and the gateway's bearer tokens are not for it.
+        .proxy(None)
         .build()
         .into()
 }
@@ -400,6 +403,24 @@ impl GatewayClient {
         self.exchange("POST /v1/agents/{id}/revoke", Method::POST, &path, None)
     }
 
+    /// `POST /v1/announce` (agent token): this SDK tells the gateway it runs.
+    pub fn announce(&self, announcement: &Announcement) -> Result<()> {
+        let bytes = serde_json::to_vec(announcement).map_err(GatewayError::Encode)?;
+        let resp = self.call(&self.agent, Method::POST, "/v1/announce", Some(bytes), &[])?;
+        Self::check(resp).map(drop)
+    }
+
+    /// `GET /v1/agents/{id}/announcements` (admin).
+    pub fn announcements(&self, agent_id: &str) -> Result<Vec<Announced>> {
+        let path = format!("/v1/agents/{}/announcements", encode_segment(agent_id));
+        self.exchange(
+            "GET /v1/agents/{id}/announcements",
+            Method::GET,
+            &path,
+            None,
+        )
+    }
+
     /// `GET /v1/whoami`: who this client's token belongs to.
     pub fn whoami(&self) -> Result<WhoAmI> {
         self.get("GET /v1/whoami", "/v1/whoami")
@@ -412,9 +433,14 @@ impl GatewayClient {
 
     /// `GET /v1/audit` (admin): up to `limit` records after `cursor` (a seq).
     pub fn audit_page(&self, cursor: u64, limit: usize) -> Result<AuditPage> {
+        self.audit_page_where(cursor, limit, "")
+    }
+
+    /// `GET /v1/audit` with extra query parameters (`&agent=…`).
+    fn audit_page_where(&self, cursor: u64, limit: usize, filter: &str) -> Result<AuditPage> {
         self.get(
             "GET /v1/audit",
-            &format!("/v1/audit?limit={limit}&cursor={cursor}"),
+            &format!("/v1/audit?limit={limit}&cursor={cursor}{filter}"),
         )
     }
 
@@ -424,6 +450,15 @@ impl GatewayClient {
             client: self,
             page: Vec::new().into_iter(),
             next: Some(0),
+            filter: String::new(),
+        }
+    }
+
+    /// The records of one agent, oldest first, a page at a time (admin).
+    pub fn records_of(&self, agent_id: &str) -> Records<'_> {
+        Records {
+            filter: format!("&agent={}", encode_segment(agent_id)),
+            ..self.records()
         }
     }
 
@@ -461,6 +496,7 @@ pub struct Records<'a> {
     client: &'a GatewayClient,
     page: std::vec::IntoIter<AuditRecord>,
     next: Option<u64>,
+    filter: String,
 }
 
 impl Iterator for Records<'_> {
@@ -472,7 +508,7 @@ impl Iterator for Records<'_> {
                 return Some(Ok(r));
             }
             let cursor = self.next.take()?;
-            match self.client.audit_page(cursor, 1000) {
+            match self.client.audit_page_where(cursor, 1000, &self.filter) {
                 Ok(page) => {
                     self.page = page.records.into_iter();
                     self.next = page.next_cursor;

@@ -124,6 +124,11 @@ impl Governor {
                 stop_sync.clone(),
             );
         }
+        if config.layer == Layer::Sdk
+            && let Some(http) = &http
+        {
+            announce(http.clone());
+        }
         Ok(Governor {
             config,
             engine,
@@ -331,4 +336,31 @@ impl Governor {
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
+}
+
+/// Tells the gateway, off the caller's thread, that an SDK runs in this process (`aasm run`
+/// reports the run as `L3Native`). A few tries; a gateway that never answers only loses the
+/// level report, never a decision or a record.
+fn announce(http: Arc<GatewayClient>) {
+    let runtime = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let announcement = aa_core::wire::Announcement {
+        layer: Layer::Sdk,
+        runtime,
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+    };
+    let _ = std::thread::Builder::new()
+        .name("aa-announce".into())
+        .spawn(move || {
+            for wait in [0u64, 200, 1000, 3000] {
+                std::thread::sleep(Duration::from_millis(wait));
+                if http.announce(&announcement).is_ok() {
+                    return;
+                }
+            }
+        });
 }

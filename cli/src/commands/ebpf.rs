@@ -19,7 +19,7 @@ pub fn run(command: EbpfCommand, out: &Printer) -> Result<Status, CliError> {
             cgroup,
             allow_write,
             command,
-        } => exec(&cgroup, &allow_write, &command),
+        } => exec(cgroup.as_deref(), &allow_write, &command),
     }
 }
 
@@ -49,6 +49,7 @@ fn attach(args: EbpfAttachArgs, out: &Printer) -> Result<Status, CliError> {
         force_proxy: args.force_proxy,
         status_file,
         ring_bytes: Some(args.ring_bytes),
+        egress: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -130,6 +131,19 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
                     Some(e) => lines.push(format!("  FAIL {name:<16} {hook}: {e}")),
                 }
             }
+            let own_openssl: Vec<&str> = s
+                .get("tls_binaries")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .collect();
+            if !own_openssl.is_empty() {
+                lines.push(format!(
+                    "  TLS uprobes also in executables with their own OpenSSL: {}",
+                    own_openssl.join(", ")
+                ));
+            }
         }
         lines.join("\n")
     });
@@ -140,9 +154,14 @@ fn status(dir: &Path, out: &Printer) -> Result<Status, CliError> {
     })
 }
 
-fn exec(cgroup: &Path, allow_write: &[PathBuf], command: &[String]) -> Result<Status, CliError> {
-    let cgroup = cgroup_dir(cgroup)?;
-    aa_ebpf::sandbox::join_cgroup(&cgroup)?;
+fn exec(
+    cgroup: Option<&Path>,
+    allow_write: &[PathBuf],
+    command: &[String],
+) -> Result<Status, CliError> {
+    if let Some(cgroup) = cgroup {
+        aa_ebpf::sandbox::join_cgroup(&cgroup_dir(cgroup)?)?;
+    }
     aa_ebpf::sandbox::refuse_io_uring()?;
     if !allow_write.is_empty() {
         aa_ebpf::sandbox::restrict_writes(allow_write)?;

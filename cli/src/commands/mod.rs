@@ -7,6 +7,7 @@ mod ebpf;
 mod gateway;
 mod policy;
 mod proxy;
+mod run;
 
 use crate::cli::{Command, SchemaKind};
 use crate::output::{CliError, Printer, Status};
@@ -21,6 +22,7 @@ pub fn run(command: Command, out: &Printer) -> Result<Status, CliError> {
         Command::Agents(c) => agents::run(c, out),
         Command::Proxy(c) => proxy::run(c, out),
         Command::Ebpf(c) => ebpf::run(c, out),
+        Command::Run(args) => run::run(args, out),
         Command::Schema { which } => {
             match which {
                 SchemaKind::Cedar => {

@@ -50,6 +50,9 @@ pub enum Reason {
     EvaluationError,
     /// The input was rejected before evaluation (malformed or oversized fields).
     InvalidInput,
+    /// The kernel layer saw egress that no proxy request accounts for: the agent went around
+    /// the proxy (`aasm run`'s bypass detection). `effect` says whether it was stopped.
+    Bypass,
 }
 
 impl Reason {
@@ -64,6 +67,7 @@ impl Reason {
             Reason::Unavailable => "unavailable",
             Reason::EvaluationError => "evaluation_error",
             Reason::InvalidInput => "invalid_input",
+            Reason::Bypass => "bypass",
         }
     }
 }

@@ -24,6 +24,29 @@ impl CompiledPolicy {
     }
 }
 
+impl CompiledPolicy {
+    /// Whether any policy reads the attribute or tag `name` (`context.port`, `has port`,
+    /// `getTag("port")`): a layer that enumerates values of an attribute no policy reads may
+    /// ask once and apply the answer to all of them.
+    pub fn reads_attr(&self, name: &str) -> bool {
+        self.full
+            .policies()
+            .any(|p| p.to_json().is_ok_and(|est| names_attr(&est, name)))
+            || self.literals().contains(name)
+    }
+}
+
+/// An EST node that reads attribute `name` (`{".": {"attr": name}}`, `{"has": …}`).
+fn names_attr(v: &Json, name: &str) -> bool {
+    match v {
+        Json::Object(o) => o.iter().any(|(k, v)| {
+            (k == "attr" && v.as_str() == Some(name)) || (k != "annotations" && names_attr(v, name))
+        }),
+        Json::Array(items) => items.iter().any(|e| names_attr(e, name)),
+        _ => false,
+    }
+}
+
 /// Collects the literals of an EST policy or expression.
 fn walk(v: &Json, out: &mut BTreeSet<String>) {
     match v {
@@ -90,6 +113,30 @@ fn pattern(v: &Json, out: &mut BTreeSet<String>) {
         }
     }
     out.insert(text);
+}
+
+impl CompiledPolicy {
+    /// Whether some `forbid` could apply to actions of `kind`: its action scope is unscoped,
+    /// names the kind, or names a group (conservatively, any `in` with another id). A layer
+    /// that compiles forbids ahead of time (the kernel's maps) skips a kind for which this is
+    /// false: no request of that kind can be forbidden.
+    pub fn may_forbid(&self, kind: crate::ActionKind) -> bool {
+        use cedar_policy::{ActionConstraint, Effect};
+        let names = |uid: &cedar_policy::EntityUid| uid.id().unescaped() == kind.as_str();
+        self.full.policies().any(|p| {
+            p.effect() == Effect::Forbid
+                && match p.action_constraint() {
+                    ActionConstraint::Any => true,
+                    ActionConstraint::Eq(uid) => names(&uid),
+                    ActionConstraint::In(uids) => uids.iter().any(|u| {
+                        names(u)
+                            || crate::ActionKind::ALL
+                                .iter()
+                                .all(|k| u.id().unescaped() != k.as_str())
+                    }),
+                }
+        })
+    }
 }
 
 #[cfg(test)]

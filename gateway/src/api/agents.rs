@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aa_core::wire::{AgentInfo, RegisterRequest, Registered};
+use aa_core::wire::{AgentInfo, Announced, Announcement, RegisterRequest, Registered};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -210,4 +210,64 @@ pub async fn resume(
 ) -> ApiResult<Json<AgentInfo>> {
     require_admin(&caller)?;
     set_suspended(state, id, false).await
+}
+
+/// Announcements kept per agent.
+const ANNOUNCEMENTS_KEPT: usize = 32;
+
+/// An agent's SDK announces itself (its own token only).
+pub async fn announce(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    body: Result<Json<Announcement>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let crate::auth::Caller::Agent(agent_id) = caller else {
+        return Err(ApiError::forbidden(
+            "an SDK announces itself with its agent's token",
+        ));
+    };
+    let Json(announcement) = body?;
+    for (field, value) in [
+        ("runtime", &announcement.runtime),
+        ("version", &announcement.version),
+    ] {
+        if value.is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "{field}: 1 to 128 printable characters"
+            )));
+        }
+    }
+    let announced = Announced {
+        agent_id: agent_id.clone(),
+        at_ms: state.env.now_ms(),
+        announcement,
+    };
+    let mut all = state
+        .announcements
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let list = all.entry(agent_id).or_default();
+    if list.len() == ANNOUNCEMENTS_KEPT {
+        list.pop_front();
+    }
+    list.push_back(announced);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Admin: the latest SDK announcements of an agent, oldest first.
+pub async fn announcements(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Path(agent_id): Path<String>,
+) -> ApiResult<Json<Vec<Announced>>> {
+    require_admin(&caller)?;
+    let all = state
+        .announcements
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    Ok(Json(
+        all.get(&agent_id)
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default(),
+    ))
 }

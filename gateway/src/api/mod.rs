@@ -37,6 +37,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}/suspend", post(agents::suspend))
         .route("/v1/agents/{id}/resume", post(agents::resume))
         .route("/v1/agents/{id}/revoke", post(agents::revoke))
+        .route("/v1/agents/{id}/announcements", get(agents::announcements))
+        .route("/v1/announce", post(agents::announce))
         .route("/v1/budgets", get(ops::budgets))
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
