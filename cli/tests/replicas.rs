@@ -327,6 +327,12 @@ fn budget_leases_are_spent_in_memory_returned_when_unused_and_lost_with_a_killed
         }
     }
     assert_eq!(used(&c, 2), 300, "three slices of 100 reserved");
+    // Decisions spent from a lease have their records queued (the charge was durable with the
+    // lease): all 21 are in the log shortly.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.replicas[2].records("&decision=allow").len() < 21 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(c.replicas[2].records("&decision=allow").len(), 21);
     // Killed: replica 0's 95 unspent calls are never returned — they count as spent.
     c.replicas[0].kill9();

@@ -91,11 +91,14 @@ pub async fn decide(
 }
 
 /// A replica decides against its policy and the budgets in the database: the policy is
-/// evaluated without the local ledger charging, then an allowed call charges every applicable
-/// counter exactly in one transaction ([`crate::store::PgStore::try_charge`]), so no
-/// interleaving of replicas allows past a limit. A replica out of step with the database, or a
-/// charge the database cannot confirm, fails closed. Returns the decision and whether it
-/// charged a budget.
+/// evaluated without the local ledger charging, then an allowed call is charged from a leased
+/// slice ([`crate::leases`]) or exactly in one transaction
+/// ([`crate::store::PgStore::try_charge`]), so no interleaving of replicas allows past a limit.
+/// A replica out of step with the database, or a charge the database cannot confirm, fails
+/// closed. Returns the decision and whether its record must be durable before the answer: after
+/// an exact charge, as on a single gateway; a call spent from a lease was charged durably when
+/// the slice was leased, so its record is queued like any other decision's (and a full queue
+/// answers `unavailable`).
 async fn decide_replicated(
     state: &Arc<AppState>,
     agent: &Agent,
@@ -123,7 +126,7 @@ async fn decide_replicated(
     // slice granted) charge exactly.
     if let Some(charge) = crate::leases::leasable(&charges) {
         if replicas.leases().spend(charge) {
-            return (decision, true);
+            return (decision, false);
         }
         let (store, wanted) = (replicas.store().clone(), charge.clone());
         match tokio::task::spawn_blocking(move || store.lease(&wanted)).await {
@@ -132,7 +135,7 @@ async fn decide_replicated(
                     let r = replicas.clone();
                     tokio::task::spawn_blocking(move || r.return_unspent(&[old]));
                 }
-                return (decision, true);
+                return (decision, false);
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
