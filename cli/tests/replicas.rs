@@ -646,3 +646,25 @@ fn a_policy_push_reaches_long_pollers_and_sse_resumes_on_other_replicas() {
     let live: HashSet<u64> = (0..5).map(|_| next_id()).collect();
     assert_eq!(live, (first + 20..first + 25).collect());
 }
+
+#[test]
+fn an_sdk_announcement_through_one_replica_is_listed_by_the_others() {
+    let Some(c) = Cluster::start(None) else {
+        return;
+    };
+    let token = c.replicas[0].register("announcer");
+    let hello = json!({"layer": "sdk", "runtime": "python3.11", "version": "0.1.0", "pid": 42});
+    let (s, v) = c.replicas[1].send("POST", "/v1/announce", &token, Some(&hello));
+    assert_eq!(s, 204, "{v}");
+    // The admin token cannot announce for an agent.
+    let (s, _) = c.replicas[1].send("POST", "/v1/announce", ADMIN, Some(&hello));
+    assert_eq!(s, 403);
+    for r in [0, 2] {
+        let (s, v) = c.replicas[r].send("GET", "/v1/agents/announcer/announcements", ADMIN, None);
+        assert_eq!(s, 200, "{v}");
+        let list = v.as_array().unwrap();
+        assert_eq!(list.len(), 1, "{v}");
+        assert_eq!(list[0]["announcement"], hello);
+        assert_eq!(list[0]["agent_id"], "announcer");
+    }
+}

@@ -262,7 +262,6 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
         public_key,
         env,
         replicas: replicas.clone(),
-        announcements: Default::default(),
     });
     let base = match &config.policy_dir {
         Some(dir) => Some((PolicyBundle::from_dir(dir), dir.display().to_string())),

@@ -172,7 +172,7 @@ fn paths() -> Value {
         "/v1/agents/{id}/suspend": {"post": with_params(op("Kill switch on: every action of the agent is denied (admin)", "200", ok("The agent", schema_ref("AgentInfo")), &[]), id_param.clone())},
         "/v1/agents/{id}/resume": {"post": with_params(op("Kill switch off (admin)", "200", ok("The agent", schema_ref("AgentInfo")), &[]), id_param.clone())},
         "/v1/agents/{id}/revoke": {"post": with_params(op("Revoke the agent's token at once; register with rotate for a new one (admin)", "200", ok("The agent", schema_ref("AgentInfo")), &[]), id_param.clone())},
-        "/v1/agents/{id}/announcements": {"get": with_params(op("The agent's latest SDK announcements, oldest first (admin; this replica's memory)", "200", ok("Announcements", array("Announced")), &[]), id_param)},
+        "/v1/agents/{id}/announcements": {"get": with_params(op("The agent's latest SDK announcements, oldest first (admin)", "200", ok("Announcements", array("Announced")), &[]), id_param)},
         "/v1/announce": {"post": with_body(op("An SDK announces itself at start (the agent's own token): the run reports L3Native", "204", json!({"description": "Noted"}), &[]), schema_ref("Announcement"))},
         "/v1/budgets": {"get": op("Live usage against every budget (admin)", "200", ok("Budgets", array("BudgetStatus")), &[])},
         "/v1/audit": {"get": with_params(op("Audit records, filtered, oldest first, with a cursor (admin)", "200", ok("A page", schema_ref("AuditPage")), &[]), json!([

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use aa_core::wire::Announced;
 use aa_core::{Agent, AuditRecord, Engine, Environment};
 use tokio::sync::broadcast;
 
@@ -43,8 +42,6 @@ pub struct AppState {
     pub env: Arc<dyn Environment>,
     /// The link to the other replicas (PostgreSQL); `None` for a single gateway.
     pub replicas: Option<Arc<Replicas>>,
-    /// The latest SDK announcements per agent (this replica's memory; newest last).
-    pub announcements: std::sync::Mutex<HashMap<String, std::collections::VecDeque<Announced>>>,
 }
 
 impl AppState {

@@ -212,10 +212,8 @@ pub async fn resume(
     set_suspended(state, id, false).await
 }
 
-/// Announcements kept per agent.
-const ANNOUNCEMENTS_KEPT: usize = 32;
-
-/// An agent's SDK announces itself (its own token only).
+/// An agent's SDK announces itself (its own token only); kept in the store, so any replica
+/// can list it.
 pub async fn announce(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -238,19 +236,14 @@ pub async fn announce(
         }
     }
     let announced = Announced {
-        agent_id: agent_id.clone(),
+        agent_id,
         at_ms: state.env.now_ms(),
         announcement,
     };
-    let mut all = state
-        .announcements
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let list = all.entry(agent_id).or_default();
-    if list.len() == ANNOUNCEMENTS_KEPT {
-        list.pop_front();
-    }
-    list.push_back(announced);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.put_announcement(&announced))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -261,13 +254,9 @@ pub async fn announcements(
     Path(agent_id): Path<String>,
 ) -> ApiResult<Json<Vec<Announced>>> {
     require_admin(&caller)?;
-    let all = state
-        .announcements
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    Ok(Json(
-        all.get(&agent_id)
-            .map(|l| l.iter().cloned().collect())
-            .unwrap_or_default(),
-    ))
+    let store = state.store.clone();
+    let list = tokio::task::spawn_blocking(move || store.announcements(&agent_id))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))??;
+    Ok(Json(list))
 }

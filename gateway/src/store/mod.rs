@@ -7,6 +7,7 @@ mod sqlite;
 use std::collections::{BTreeMap, HashMap};
 
 use aa_core::budget::UsageRow;
+use aa_core::wire::Announced;
 use aa_core::{AuditRecord, Checkpoint, PolicyBundle};
 use serde::{Deserialize, Serialize};
 
@@ -138,4 +139,12 @@ pub trait Store: Send + Sync + 'static {
     fn policy(&self) -> Result<Option<PolicyBundle>, StoreError>;
     /// Replaces the stored policy bundle.
     fn put_policy(&self, bundle: &PolicyBundle) -> Result<(), StoreError>;
+    /// Keeps an SDK announcement (the newest [`ANNOUNCEMENTS_KEPT`] per agent), so every
+    /// replica can answer for it.
+    fn put_announcement(&self, announced: &Announced) -> Result<(), StoreError>;
+    /// The agent's kept announcements, oldest first.
+    fn announcements(&self, agent_id: &str) -> Result<Vec<Announced>, StoreError>;
 }
+
+/// Announcements kept per agent.
+pub const ANNOUNCEMENTS_KEPT: i64 = 32;

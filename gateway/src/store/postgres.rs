@@ -16,13 +16,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aa_core::budget::{BudgetBreach, UsageRow, Window};
+use aa_core::wire::Announced;
 use aa_core::{AuditRecord, Checkpoint, GENESIS_HASH, PolicyBundle};
 use postgres::NoTls;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::{AgentRow, AppendError, AuditFilter, LinkFn, Linked, Store, StoreError, UsageWrite};
+use super::{
+    ANNOUNCEMENTS_KEPT, AgentRow, AppendError, AuditFilter, LinkFn, Linked, Store, StoreError,
+    UsageWrite,
+};
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
@@ -38,9 +42,10 @@ impl From<r2d2::Error> for StoreError {
 
 /// Versioned migrations, applied in order at start-up under an advisory lock (replicas starting
 /// together apply each once). Never edit one that shipped: add the next.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE audit (
     seq      BIGINT PRIMARY KEY,
     id       TEXT NOT NULL,
@@ -92,7 +97,20 @@ CREATE TABLE replicas (
     seen       TIMESTAMPTZ NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        "
+CREATE TABLE announcements (
+    id       BIGSERIAL PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    at_ms    BIGINT NOT NULL,
+    json     TEXT NOT NULL
+);
+CREATE INDEX announcements_agent ON announcements(agent_id, id);
+",
+    ),
+];
 
 /// Key of the advisory lock migrations run under.
 const MIGRATION_LOCK: i64 = 0x6161_736d_6d69_6772;
@@ -757,6 +775,33 @@ impl Store for PgStore {
         bump_epoch(&mut tx)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn put_announcement(&self, announced: &Announced) -> Result<(), StoreError> {
+        let json = serde_json::to_string(announced)?;
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        tx.execute(
+            "INSERT INTO announcements (agent_id, at_ms, json) VALUES ($1, $2, $3)",
+            &[&announced.agent_id, &announced.at_ms, &json],
+        )?;
+        tx.execute(
+            "DELETE FROM announcements WHERE agent_id = $1 AND id NOT IN
+               (SELECT id FROM announcements WHERE agent_id = $1 ORDER BY id DESC LIMIT $2)",
+            &[&announced.agent_id, &ANNOUNCEMENTS_KEPT],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn announcements(&self, agent_id: &str) -> Result<Vec<Announced>, StoreError> {
+        let rows = self.conn()?.query(
+            "SELECT json FROM announcements WHERE agent_id = $1 ORDER BY id",
+            &[&agent_id],
+        )?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
+            .collect()
     }
 }
 

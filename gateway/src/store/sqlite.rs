@@ -8,10 +8,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aa_core::budget::UsageRow;
+use aa_core::wire::Announced;
 use aa_core::{AuditRecord, Checkpoint, GENESIS_HASH, PolicyBundle};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{AgentRow, AppendError, AuditFilter, LinkFn, Linked, Store, StoreError, UsageWrite};
+use super::{
+    ANNOUNCEMENTS_KEPT, AgentRow, AppendError, AuditFilter, LinkFn, Linked, Store, StoreError,
+    UsageWrite,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit (
@@ -48,6 +52,12 @@ CREATE TABLE IF NOT EXISTS budget_usage (
     cost_micros  INTEGER NOT NULL,
     PRIMARY KEY (budget, key)
 );
+CREATE TABLE IF NOT EXISTS announcements (
+    agent_id TEXT NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    json     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS announcements_agent ON announcements(agent_id);
 ";
 
 fn to_sql(n: u64) -> i64 {
@@ -397,6 +407,35 @@ impl Store for SqliteStore {
                 params![json],
             )?;
             Ok(())
+        })
+    }
+
+    fn put_announcement(&self, announced: &Announced) -> Result<(), StoreError> {
+        let json = serde_json::to_string(announced)?;
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO announcements (agent_id, at_ms, json) VALUES (?1, ?2, ?3)",
+                params![announced.agent_id, announced.at_ms, json],
+            )?;
+            c.execute(
+                "DELETE FROM announcements WHERE agent_id = ?1 AND rowid NOT IN
+                   (SELECT rowid FROM announcements WHERE agent_id = ?1 ORDER BY rowid DESC LIMIT ?2)",
+                params![announced.agent_id, ANNOUNCEMENTS_KEPT],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn announcements(&self, agent_id: &str) -> Result<Vec<Announced>, StoreError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT json FROM announcements WHERE agent_id = ?1 ORDER BY rowid")?;
+            let rows = stmt.query_map(params![agent_id], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for json in rows {
+                out.push(serde_json::from_str(&json?)?);
+            }
+            Ok(out)
         })
     }
 }
