@@ -341,6 +341,13 @@ fn auth_rules_hold_on_every_route() {
     assert_eq!(gw.get("/v1/policy", Some(&a)).0, StatusCode::OK);
     assert_eq!(gw.get("/v1/audit/public-key", Some(&a)).0, StatusCode::OK);
 
+    // Dot segments cannot name an agent: clients resolve them away, so its kill switch and
+    // revocation (/v1/agents/{id}/…) would be out of reach.
+    for id in [".", ".."] {
+        let (s, v) = gw.post("/v1/agents", Some(ADMIN), &json!({"agent_id": id}));
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{id}: {v}");
+    }
+
     // Malformed JSON is a 400 with a JSON body, never a 500.
     let resp = gw
         .req(Method::POST, "/v1/decide", Some(ADMIN))

@@ -52,6 +52,13 @@ pub async fn register(
     candidate
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A registered agent is a resource at /v1/agents/{id}/…: a dot segment would be resolved
+    // away by clients and routers, leaving its kill switch and revocation unreachable.
+    if matches!(req.agent_id.as_str(), "." | "..") {
+        return Err(ApiError::bad_request(
+            "agent_id: `.` and `..` cannot name an agent (they are URL dot segments)",
+        ));
+    }
     // Under the hub's lock: a registration racing a kill-switch flip keeps the flip, and two
     // registrations of one id cannot both succeed.
     let st = state.clone();
