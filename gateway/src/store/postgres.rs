@@ -219,6 +219,19 @@ impl PgStore {
         Ok(self.pool.get()?)
     }
 
+    /// The rows of a query whose one column is a JSON document, decoded.
+    fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<T>, StoreError> {
+        self.conn()?
+            .query(sql, params)?
+            .iter()
+            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
+            .collect()
+    }
+
     /// A connection outside the pool (LISTEN holds one for good).
     pub fn connect(&self) -> Result<postgres::Client, StoreError> {
         Ok(self.config.connect(NoTls)?)
@@ -692,25 +705,11 @@ impl Store for PgStore {
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows = self
-            .conn()?
-            .query("SELECT json FROM checkpoints ORDER BY seq", &[])?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
-        }
-        Ok(out)
+        self.json_rows("SELECT json FROM checkpoints ORDER BY seq", &[])
     }
 
     fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
-        let rows = self
-            .conn()?
-            .query("SELECT json FROM agents ORDER BY agent_id", &[])?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
-        }
-        Ok(out)
+        self.json_rows("SELECT json FROM agents ORDER BY agent_id", &[])
     }
 
     fn create_agent(&self, agent: &AgentRow) -> Result<bool, StoreError> {
@@ -795,13 +794,10 @@ impl Store for PgStore {
     }
 
     fn announcements(&self, agent_id: &str) -> Result<Vec<Announced>, StoreError> {
-        let rows = self.conn()?.query(
+        self.json_rows(
             "SELECT json FROM announcements WHERE agent_id = $1 ORDER BY id",
             &[&agent_id],
-        )?;
-        rows.iter()
-            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
-            .collect()
+        )
     }
 }
 

@@ -34,8 +34,64 @@ pub(crate) struct Gateway {
 
 struct Embedded {
     db: PathBuf,
+    server: Server<aa_gateway::GatewayError>,
+}
+
+/// A server task of the run (the gateway, the proxy) and the way to stop it.
+struct Server<E> {
     stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), aa_gateway::GatewayError>>,
+    task: tokio::task::JoinHandle<Result<(), E>>,
+}
+
+impl<E: Send + 'static> Server<E> {
+    /// Spawns `serve(shutdown, on_listen)` and waits for its address; its own error when it
+    /// ends first, a timeout when it never listens.
+    fn spawn<F>(
+        runtime: &Runtime,
+        what: &str,
+        serve: impl FnOnce(
+            std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+            Box<dyn FnOnce(SocketAddr) + Send>,
+        ) -> F,
+    ) -> Result<(SocketAddr, Self), CliError>
+    where
+        F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        CliError: From<E>,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = oneshot::channel();
+        let mut task = runtime.spawn(serve(
+            Box::pin(async {
+                let _ = stopped.await;
+            }),
+            Box::new(move |addr| {
+                let _ = addr_tx.send(addr);
+            }),
+        ));
+        let addr = runtime.block_on(async {
+            tokio::select! {
+                addr = addr_rx => addr.map_err(|_| None),
+                ended = &mut task => Err(Some(ended)),
+                () = tokio::time::sleep(START_TIMEOUT) => Err(None),
+            }
+        });
+        match addr {
+            Ok(a) => Ok((a, Server { stop, task })),
+            Err(Some(Ok(Err(e)))) => Err(e.into()),
+            Err(_) => Err(CliError::Input(format!("{what} did not start"))),
+        }
+    }
+
+    /// Signals the shutdown and waits for the task to finish (at most `grace`, when given).
+    fn stop(self, runtime: &Runtime, grace: Option<Duration>) {
+        let _ = self.stop.send(());
+        let _ = runtime.block_on(async {
+            match grace {
+                Some(g) => tokio::time::timeout(g, self.task).await.ok(),
+                None => Some(self.task.await),
+            }
+        });
+    }
 }
 
 impl Gateway {
@@ -51,32 +107,9 @@ impl Gateway {
         config.admin_token = Some(admin_token.clone());
         // Its only clients are this run's layers, stopped before it.
         config.drain = Duration::from_secs(1);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = oneshot::channel();
-        let mut task = runtime.spawn(aa_gateway::serve(
-            config,
-            async {
-                let _ = stopped.await;
-            },
-            move |addr| {
-                let _ = addr_tx.send(addr);
-            },
-        ));
-        let addr = runtime.block_on(async {
-            tokio::select! {
-                addr = addr_rx => addr.map_err(|_| None),
-                ended = &mut task => Err(Some(ended)),
-            }
-        });
-        let addr = match addr {
-            Ok(a) => a,
-            Err(Some(Ok(Err(e)))) => return Err(e.into()),
-            Err(_) => {
-                return Err(CliError::Input(
-                    "the embedded gateway stopped while starting".into(),
-                ));
-            }
-        };
+        let (addr, server) = Server::spawn(runtime, "the embedded gateway", |stop, on_listen| {
+            aa_gateway::serve(config, stop, on_listen)
+        })?;
         let url = format!("http://{addr}");
         let admin = GatewayClient::new(&url, &admin_token, &cli_options(None))?;
         Ok(Gateway {
@@ -84,7 +117,7 @@ impl Gateway {
             ca_cert: None,
             admin_token: Some(admin_token),
             admin: Some(Arc::new(admin)),
-            embedded: Some(Embedded { db, stop, task }),
+            embedded: Some(Embedded { db, server }),
         })
     }
 
@@ -190,8 +223,8 @@ impl Gateway {
         // Our own kept-alive connections must not hold the drain open.
         self.admin = None;
         if let Some(e) = self.embedded {
-            let _ = e.stop.send(());
-            let _ = runtime.block_on(e.task);
+            // Unbounded: the audit is flushed and sealed before the run ends.
+            e.server.stop(runtime, None);
         }
     }
 }
@@ -202,8 +235,7 @@ pub(crate) struct Proxy {
     pub ca_cert: PathBuf,
     pub bundle: PathBuf,
     ca_dir: PathBuf,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), aa_proxy::ProxyError>>,
+    server: Server<aa_proxy::ProxyError>,
 }
 
 impl Proxy {
@@ -227,29 +259,9 @@ impl Proxy {
             .llm
             .extend(args.llm.iter().map(|s| aa_proxy::LlmEndpoint::parse(s)));
         config.upstream_ca = args.upstream_ca.clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = oneshot::channel();
-        let mut task = runtime.spawn(aa_proxy::run(
-            config,
-            async {
-                let _ = stopped.await;
-            },
-            move |addr| {
-                let _ = addr_tx.send(addr);
-            },
-        ));
-        let addr = runtime.block_on(async {
-            tokio::select! {
-                addr = addr_rx => addr.map_err(|_| None),
-                ended = &mut task => Err(Some(ended)),
-                () = tokio::time::sleep(START_TIMEOUT) => Err(None),
-            }
-        });
-        let addr = match addr {
-            Ok(a) => a,
-            Err(Some(Ok(Err(e)))) => return Err(e.into()),
-            Err(_) => return Err(CliError::Input("the proxy did not start".into())),
-        };
+        let (addr, server) = Server::spawn(runtime, "the proxy", |stop, on_listen| {
+            aa_proxy::run(config, stop, on_listen)
+        })?;
         let ca_cert = ca_dir.join(aa_proxy::ca::CA_CERT);
         let pem = std::fs::read_to_string(&ca_cert).map_err(CliError::io(&ca_cert))?;
         // Roots plus the run's CA, for clients that replace the roots rather than add to them.
@@ -263,17 +275,14 @@ impl Proxy {
             ca_cert,
             bundle,
             ca_dir,
-            stop,
-            task,
+            server,
         })
     }
 
     /// Stops the proxy (its records flushed) and deletes the run's CA: nothing keeps trusting
     /// it after the run.
     pub fn stop(self, runtime: &Runtime) {
-        let _ = self.stop.send(());
-        let _ = runtime
-            .block_on(async { tokio::time::timeout(Duration::from_secs(15), self.task).await });
+        self.server.stop(runtime, Some(Duration::from_secs(15)));
         let _ = std::fs::remove_dir_all(&self.ca_dir);
     }
 }
