@@ -16,7 +16,7 @@ GW_LOG="$WORK/gateway.log" gateway_start "$WORK/gw.db" --policy examples/policie
   --checks all --exclude-checks positive_data_acceptance \
   --exclude-path /v1/audit/stream \
   --max-examples "${ST_MAX_EXAMPLES:-40}" --request-timeout 10 --seed 1 \
-  --no-color 2>&1 | tail -n 25
+  --no-color 2>&1 | tee "$WORK/st.log" | tail -n 25 || { cp "$WORK/st.log" /tmp/st-full.log; exit 1; }
 # After the fuzzing, the chain the gateway wrote still verifies.
 AA_GATEWAY_URL="$GW_URL" AA_TOKEN="$AA_ADMIN_TOKEN" "$AASM" audit verify
 if grep -q '"level":"ERROR"\|ERROR' "$WORK/gateway.log"; then

@@ -141,7 +141,8 @@ pub struct Announced {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// Id.
+    /// Id: a letter or digit, then up to 127 letters, digits, `.`, `_`, `-`, `:` or `@`.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = crate::REGISTERED_ID_PATTERN)))]
     pub agent_id: String,
     /// Team.
     #[serde(default)]

@@ -56,7 +56,35 @@ impl Agent {
         }
         Ok(())
     }
+
+    /// Checks the id an agent is registered under. It names a resource at
+    /// `/v1/agents/{id}/…`, a cgroup and log lines, so it is kept to [`REGISTERED_ID_PATTERN`]:
+    /// no dot segments, percent signs or slashes that URL handling rewrites, no look-alike
+    /// Unicode, no leading `-` that a command line reads as a flag.
+    pub fn validate_registered_id(agent_id: &str) -> Result<(), ModelError> {
+        let mut chars = agent_id.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c));
+        if first_ok && rest_ok && agent_id.len() <= MAX_REGISTERED_ID_LEN {
+            return Ok(());
+        }
+        Err(ModelError::Invalid {
+            field: "agent_id",
+            reason: format!(
+                "`{}` cannot be registered: an agent id starts with a letter or digit and has at \
+                 most {MAX_REGISTERED_ID_LEN} letters, digits, `.`, `_`, `-`, `:` or `@`",
+                agent_id.escape_debug()
+            ),
+        })
+    }
 }
+
+/// The longest id an agent can be registered under.
+pub const MAX_REGISTERED_ID_LEN: usize = 128;
+
+/// The ids an agent can be registered under, as a JSON Schema (ECMA-262) pattern; the rule
+/// [`Agent::validate_registered_id`] applies.
+pub const REGISTERED_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$";
 
 /// Which interception layer saw an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -131,4 +159,50 @@ pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_ids_are_url_safe_names() {
+        for ok in [
+            "a",
+            "py-agent",
+            "Agent_7",
+            "ns:team.bot@host",
+            &"x".repeat(128),
+        ] {
+            assert!(Agent::validate_registered_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-rm",
+            "a/b",
+            "a%2Fb",
+            "%C3%9E",
+            "a b",
+            "Þ",
+            "аdmin",
+            "a\u{1}",
+            &"x".repeat(129),
+        ] {
+            assert!(Agent::validate_registered_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_pattern_states_the_same_rule() {
+        assert_eq!(
+            REGISTERED_ID_PATTERN,
+            format!(
+                "^[A-Za-z0-9][A-Za-z0-9._:@-]{{0,{}}}$",
+                MAX_REGISTERED_ID_LEN - 1
+            )
+        );
+    }
 }

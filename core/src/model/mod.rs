@@ -10,7 +10,7 @@ mod outcome;
 mod record;
 
 pub use action::{Action, ActionKind, FileAccessMode, NetProto};
-pub use agent::{Agent, Layer};
+pub use agent::{Agent, Layer, MAX_REGISTERED_ID_LEN, REGISTERED_ID_PATTERN};
 pub use decision::{Decision, Effect, Reason};
 pub use outcome::{Outcome, OutcomeStatus, Usage};
 pub use record::{AuditEvent, AuditRecord, Checkpoint, GENESIS_HASH};

@@ -46,19 +46,14 @@ pub async fn register(
 ) -> ApiResult<(StatusCode, Json<Registered>)> {
     require_admin(&caller)?;
     let Json(req) = body?;
+    aa_core::Agent::validate_registered_id(&req.agent_id)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut candidate = aa_core::Agent::new(req.agent_id.clone());
     candidate.team = req.team.clone();
     candidate.labels = req.labels.clone();
     candidate
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    // A registered agent is a resource at /v1/agents/{id}/…: a dot segment would be resolved
-    // away by clients and routers, leaving its kill switch and revocation unreachable.
-    if matches!(req.agent_id.as_str(), "." | "..") {
-        return Err(ApiError::bad_request(
-            "agent_id: `.` and `..` cannot name an agent (they are URL dot segments)",
-        ));
-    }
     // Under the hub's lock: a registration racing a kill-switch flip keeps the flip, and two
     // registrations of one id cannot both succeed.
     let st = state.clone();

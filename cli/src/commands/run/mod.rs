@@ -229,14 +229,24 @@ fn run_dir(given: Option<&Path>) -> Result<PathBuf, CliError> {
     Ok(dir)
 }
 
-/// The command's file name: `python3 agent.py` runs as agent `python3`.
+/// The command's file name as a registrable agent id: `python3 agent.py` runs as agent
+/// `python3`; characters an id cannot hold become `-`.
 fn default_agent(command: &[String]) -> String {
-    command
+    let name = command
         .first()
         .and_then(|c| Path::new(c).file_name())
         .map(|n| n.to_string_lossy().into_owned())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "agent".into())
+        .unwrap_or_default();
+    let id: String = name
+        .chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphanumeric() || "._:@-".contains(c) => c,
+            _ => '-',
+        })
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(aa_core::MAX_REGISTERED_ID_LEN)
+        .collect();
+    if id.is_empty() { "agent".into() } else { id }
 }
 
 /// How the command ended.
@@ -336,3 +346,24 @@ pub(crate) type Admin = Arc<GatewayClient>;
 
 /// How long teardown waits for late records.
 pub(crate) const SETTLE: Duration = Duration::from_millis(300);
+
+#[cfg(test)]
+mod tests {
+    use super::default_agent;
+
+    #[test]
+    fn the_default_agent_id_is_registrable() {
+        for (cmd, want) in [
+            ("python3", "python3"),
+            ("/usr/bin/node", "node"),
+            ("./my agent.sh", "my-agent.sh"),
+            ("-x", "x"),
+            ("Þ", "agent"),
+            ("", "agent"),
+        ] {
+            let id = default_agent(&[cmd.to_owned()]);
+            assert_eq!(id, want);
+            aa_core::Agent::validate_registered_id(&id).unwrap();
+        }
+    }
+}
