@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,10 +62,16 @@ class Proxy:
         args = [AASM, "proxy", "run", "--ca-dir", str(d), "--state-dir", str(d / "state"), "--listen", f"127.0.0.1:{self.port}",
                 "--gateway", gateway.url, "--upstream-ca", str(upstream.ca),
                 "--llm", f"localhost:{upstream.port}=openai", *extra]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("listening on"), (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+        # The proxy's output goes to files, never to a pipe nobody reads while it runs: a full
+        # pipe would block the proxy on its next log line.
+        self.log = d / "proxy.log"
+        out_file = d / "proxy.out"
+        with open(self.log, "w") as err, open(out_file, "w") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=err, text=True, env=env)
+        deadline = time.monotonic() + 30
+        while "listening on" not in out_file.read_text():
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.02)
         self.url = f"http://127.0.0.1:{self.port}"
         self.ca = d / "ca.pem"
 
@@ -75,11 +82,7 @@ class Proxy:
     def stop(self) -> str:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=20)
-        err = self.proc.stderr.read() if self.proc.stderr else ""
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f:
-                f.close()
-        return err
+        return self.log.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +96,15 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, gateway: Gateway, upstream: 
 def curl(proxy: Proxy, url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["curl", "-sS", "--max-time", "15", "--proxy", proxy.url, "--cacert", str(proxy.ca), *args, url],
                           capture_output=True, text=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used a proxy shows the end of that proxy's log."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Proxy):
+                tail = value.log.read_text().splitlines()[-60:]
+                report.sections.append(("proxy log (last 60 lines)", "\n".join(tail)))
+    return report
