@@ -79,6 +79,11 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("sliced/{n}"), |b| {
             b.iter(|| e.decide(black_box(&agent), black_box(&action), Layer::Sdk))
         });
+        // The decision without its audit event: what building and handing off the event costs
+        // is the difference.
+        g.bench_function(format!("sliced-no-event/{n}"), |b| {
+            b.iter(|| e.evaluate(black_box(&agent), black_box(&action), Layer::Sdk))
+        });
         let e = engine(n, false, Arc::new(CountingSink::default()));
         g.bench_function(format!("full-set/{n}"), |b| {
             b.iter(|| e.decide(black_box(&agent), black_box(&action), Layer::Sdk))
@@ -228,7 +233,27 @@ criterion_group! {
     targets = bench
 }
 
+/// `AA_PROFILE_LOOP=N[:CALLS]`: only decide the request of the N-policy set CALLS times
+/// (default 200,000), for a profiler (`perf record`, `valgrind --tool=callgrind`).
+fn profile_loop(spec: &str) {
+    let (n, calls) = spec.split_once(':').unwrap_or((spec, "200000"));
+    let (n, calls): (usize, usize) = (n.parse().unwrap(), calls.parse().unwrap());
+    let (agent, action) = request(n);
+    let e = engine(n, true, Arc::new(CountingSink::default()));
+    let t = Instant::now();
+    for _ in 0..calls {
+        black_box(e.decide(black_box(&agent), black_box(&action), Layer::Sdk));
+    }
+    println!(
+        "N={n}: {calls} decisions, mean {:?}",
+        t.elapsed() / calls as u32
+    );
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("AA_PROFILE_LOOP") {
+        return profile_loop(&spec);
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     if std::env::var_os("AA_BENCH_NO_LATENCY").is_none() {

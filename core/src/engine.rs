@@ -266,7 +266,7 @@ impl Engine {
                 .filter_map(|id| policy.policy(id).and_then(|i| i.reason.clone()))
                 .collect();
             let message = if reasons.is_empty() {
-                format!("forbidden by policy {}", verdict.forbids.join(", "))
+                listed("forbidden by policy ", &verdict.forbids)
             } else {
                 reasons.join("; ")
             };
@@ -305,7 +305,7 @@ impl Engine {
             d.budget = Some(breach.budget);
             return d;
         }
-        let message = format!("permitted by {}", verdict.permits.join(", "));
+        let message = listed("permitted by ", &verdict.permits);
         let mut d = self.decision(Effect::Allow, Reason::Permitted, message, version);
         d.policy_ids = verdict.permits;
         d
@@ -369,15 +369,32 @@ impl Engine {
         action: &Action,
         layer: Layer,
         decision: &Decision,
+        outcome: Outcome,
+    ) -> Result<(), AuditError> {
+        self.report_owned(agent, action.clone(), layer, decision.clone(), outcome)
+    }
+
+    /// [`Engine::report`] taking the action and decision, which move into the event.
+    pub fn report_owned(
+        &self,
+        agent: &Agent,
+        action: Action,
+        layer: Layer,
+        decision: Decision,
         mut outcome: Outcome,
     ) -> Result<(), AuditError> {
         if let Some(usage) = outcome.usage.as_mut() {
-            let priced = self.charge_usage(agent, action, usage);
+            let priced = self.charge_usage(agent, &action, usage);
             if usage.cost_usd.is_none() {
                 usage.cost_usd = priced;
             }
         }
-        self.record(agent, action, layer, decision, Some(outcome))
+        match &self.sink {
+            Some(sink) => {
+                sink.append(self.event_owned(agent, action, layer, decision, Some(outcome)))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Charges what another process reports (the gateway's `/v1/events`), once per event: an
@@ -449,14 +466,26 @@ impl Engine {
         decision: &Decision,
         outcome: Option<Outcome>,
     ) -> AuditEvent {
+        self.event_owned(agent, action.clone(), layer, decision.clone(), outcome)
+    }
+
+    /// [`Engine::event`] taking the action and decision.
+    pub fn event_owned(
+        &self,
+        agent: &Agent,
+        action: Action,
+        layer: Layer,
+        decision: Decision,
+        outcome: Option<Outcome>,
+    ) -> AuditEvent {
         AuditEvent {
             id: self.env.new_id(),
             ts: format_ts(self.env.now_ms()),
             agent_id: agent.agent_id.clone(),
             session_id: agent.session_id.clone(),
             layer,
-            action: action.clone(),
-            decision: decision.clone(),
+            action,
+            decision,
             outcome,
         }
     }
@@ -497,6 +526,20 @@ impl Engine {
     fn unavailable(&self, message: String, version: Option<String>) -> Decision {
         Decision::unavailable(self.env.new_id(), message, version, self.fail_open)
     }
+}
+
+/// `prefix` then the ids, comma-separated (one allocation: this is on the decision path).
+fn listed(prefix: &str, ids: &[String]) -> String {
+    let len = prefix.len() + ids.iter().map(|i| i.len() + 2).sum::<usize>();
+    let mut out = String::with_capacity(len);
+    out.push_str(prefix);
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(id);
+    }
+    out
 }
 
 /// Why an action could not be put to Cedar (the decision is then `unavailable`).

@@ -36,9 +36,12 @@ impl Environment for SystemEnv {
         {
             *dst = src;
         }
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         uuid::Builder::from_unix_timestamp_millis(ms, &random)
             .into_uuid()
-            .to_string()
+            .hyphenated()
+            .encode_lower(&mut text)
+            .to_owned()
     }
 }
 
@@ -147,13 +150,29 @@ pub fn format_ts(now_ms: i64) -> String {
         ms_of_day / 1000 % 60,
         ms_of_day % 1000,
     );
+    // Digits written directly: `format!` padding costs more than the date arithmetic.
     let mut out = String::with_capacity(24);
-    use std::fmt::Write as _;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{milli:03}Z"
-    );
+    for (value, width, after) in [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (h, 2, ':'),
+        (m, 2, ':'),
+        (sec, 2, '.'),
+        (milli, 3, 'Z'),
+    ] {
+        push_digits(&mut out, value, width);
+        out.push(after);
+    }
     out
+}
+
+/// The last `width` decimal digits of `value` (non-negative), zero-padded.
+fn push_digits(out: &mut String, value: i64, width: u32) {
+    for i in (0..width).rev() {
+        let digit = value / 10_i64.pow(i) % 10;
+        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+    }
 }
 
 /// Parses an RFC 3339 timestamp into unix milliseconds.

@@ -1,4 +1,4 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -147,19 +147,34 @@ pub struct BudgetLedger {
 #[derive(Debug, Default)]
 struct Counters {
     /// budget name → counter key → usage.
-    map: HashMap<String, HashMap<String, Counter>>,
-    /// (budget, key) changed since the last [`BudgetLedger::take_changed`].
-    changed: HashSet<(String, String)>,
+    map: HashMap<String, HashMap<String, Slot>>,
 }
 
-fn counter<'a>(counters: &'a mut Counters, budget: &str, key: String) -> &'a mut Counter {
-    counters.changed.insert((budget.to_owned(), key.clone()));
-    counters
-        .map
-        .entry(budget.to_owned())
-        .or_default()
-        .entry(key)
-        .or_default()
+/// A counter, and whether it changed since the last [`BudgetLedger::take_changed`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    counter: Counter,
+    changed: bool,
+}
+
+impl Counters {
+    /// The counter of `budget` and `key`, if it exists.
+    fn get(&self, budget: &str, key: &str) -> Option<Counter> {
+        self.map.get(budget)?.get(key).map(|s| s.counter)
+    }
+
+    /// Applies `f` to the counter of `budget` and `key` (created if new) and marks it changed;
+    /// no allocation for a budget that exists: this is on the decision path.
+    fn change(&mut self, budget: &str, key: String, f: impl FnOnce(&mut Counter)) {
+        if !self.map.contains_key(budget) {
+            self.map.insert(budget.to_owned(), HashMap::new());
+        }
+        if let Some(keys) = self.map.get_mut(budget) {
+            let slot = keys.entry(key).or_default();
+            slot.changed = true;
+            f(&mut slot.counter);
+        }
+    }
 }
 
 fn remaining(limit: u64, used: u64) -> i64 {
@@ -199,12 +214,7 @@ impl BudgetLedger {
             let Some(key) = rule.key_for(agent, kind) else {
                 continue;
             };
-            let mut c = counters
-                .map
-                .get(&rule.name)
-                .and_then(|m| m.get(&key))
-                .copied()
-                .unwrap_or_default();
+            let mut c = counters.get(&rule.name, &key).unwrap_or_default();
             c.roll(rule.window, now_ms);
             let dims = [
                 (rule.calls, c.calls, &mut view.calls_remaining),
@@ -242,12 +252,7 @@ impl BudgetLedger {
             .filter_map(|r| r.key_for(agent, kind).map(|k| (r, k)))
             .collect();
         for (rule, key) in &applicable {
-            let mut c = counters
-                .map
-                .get(&rule.name)
-                .and_then(|m| m.get(key))
-                .copied()
-                .unwrap_or_default();
+            let mut c = counters.get(&rule.name, key).unwrap_or_default();
             c.roll(rule.window, now_ms);
             let breach = |dimension, used, limit| BudgetBreach {
                 budget: rule.name.clone(),
@@ -273,9 +278,10 @@ impl BudgetLedger {
             }
         }
         for (rule, key) in applicable {
-            let c = counter(&mut counters, &rule.name, key);
-            c.roll(rule.window, now_ms);
-            c.calls = c.calls.saturating_add(1);
+            counters.change(&rule.name, key, |c| {
+                c.roll(rule.window, now_ms);
+                c.calls = c.calls.saturating_add(1);
+            });
         }
         Ok(())
     }
@@ -288,9 +294,10 @@ impl BudgetLedger {
             let Some(key) = rule.key_for(agent, kind) else {
                 continue;
             };
-            let c = counter(&mut counters, &rule.name, key);
-            c.roll(rule.window, now_ms);
-            c.calls = c.calls.saturating_add(1);
+            counters.change(&rule.name, key, |c| {
+                c.roll(rule.window, now_ms);
+                c.calls = c.calls.saturating_add(1);
+            });
         }
     }
 
@@ -312,10 +319,11 @@ impl BudgetLedger {
             let Some(key) = rule.key_for(agent, kind) else {
                 continue;
             };
-            let c = counter(&mut counters, &rule.name, key);
-            c.roll(rule.window, now_ms);
-            c.tokens = c.tokens.saturating_add(tokens);
-            c.cost_micros = c.cost_micros.saturating_add(cost_micros);
+            counters.change(&rule.name, key, |c| {
+                c.roll(rule.window, now_ms);
+                c.tokens = c.tokens.saturating_add(tokens);
+                c.cost_micros = c.cost_micros.saturating_add(cost_micros);
+            });
         }
     }
 
@@ -328,7 +336,7 @@ impl BudgetLedger {
             .flat_map(|(name, m)| m.iter().map(move |(key, c)| (name, key, c)))
             .filter_map(|(name, key, c)| {
                 let rule = rules.iter().find(|r| &r.name == name)?;
-                let mut c = *c;
+                let mut c = c.counter;
                 c.roll(rule.window, now_ms);
                 Some(BudgetStatus {
                     budget: name.clone(),
@@ -352,21 +360,21 @@ impl BudgetLedger {
     /// marked. If persisting fails, hand them back with [`BudgetLedger::mark_changed`].
     pub fn take_changed(&self) -> Vec<UsageRow> {
         let mut counters = self.lock();
-        let changed = std::mem::take(&mut counters.changed);
-        let mut rows: Vec<UsageRow> = changed
-            .into_iter()
-            .filter_map(|(budget, key)| {
-                let c = counters.map.get(&budget)?.get(&key)?;
-                Some(UsageRow {
+        let mut rows = Vec::new();
+        for (budget, keys) in &mut counters.map {
+            for (key, slot) in keys.iter_mut().filter(|(_, s)| s.changed) {
+                slot.changed = false;
+                let c = slot.counter;
+                rows.push(UsageRow {
+                    budget: budget.clone(),
+                    key: key.clone(),
                     window_start_ms: c.window_start,
                     calls: c.calls,
                     tokens: c.tokens,
                     cost_micros: c.cost_micros,
-                    budget,
-                    key,
-                })
-            })
-            .collect();
+                });
+            }
+        }
         rows.sort_by(|a, b| (&a.budget, &a.key).cmp(&(&b.budget, &b.key)));
         rows
     }
@@ -376,7 +384,13 @@ impl BudgetLedger {
     pub fn mark_changed(&self, rows: &[UsageRow]) {
         let mut counters = self.lock();
         for r in rows {
-            counters.changed.insert((r.budget.clone(), r.key.clone()));
+            if let Some(slot) = counters
+                .map
+                .get_mut(&r.budget)
+                .and_then(|keys| keys.get_mut(&r.key))
+            {
+                slot.changed = true;
+            }
         }
     }
 
@@ -386,15 +400,18 @@ impl BudgetLedger {
     pub fn set(&self, rows: impl IntoIterator<Item = UsageRow>) {
         let mut counters = self.lock();
         for r in rows {
-            counters.map.entry(r.budget).or_default().insert(
-                r.key,
-                Counter {
-                    window_start: r.window_start_ms,
-                    calls: r.calls,
-                    tokens: r.tokens,
-                    cost_micros: r.cost_micros,
-                },
-            );
+            counters
+                .map
+                .entry(r.budget)
+                .or_default()
+                .entry(r.key)
+                .or_default()
+                .counter = Counter {
+                window_start: r.window_start_ms,
+                calls: r.calls,
+                tokens: r.tokens,
+                cost_micros: r.cost_micros,
+            };
         }
     }
 
@@ -403,12 +420,13 @@ impl BudgetLedger {
     pub fn restore(&self, rows: impl IntoIterator<Item = UsageRow>) {
         let mut counters = self.lock();
         for r in rows {
-            let c = counters
+            let c = &mut counters
                 .map
                 .entry(r.budget)
                 .or_default()
                 .entry(r.key)
-                .or_default();
+                .or_default()
+                .counter;
             if r.window_start_ms > c.window_start {
                 *c = Counter {
                     window_start: r.window_start_ms,

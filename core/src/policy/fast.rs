@@ -564,6 +564,8 @@ impl<'a> FastRequest<'a> {
                 let bare = addr.trim_start_matches('[').trim_end_matches(']');
                 bare.parse::<std::net::IpAddr>().is_ok()
             }
+            // Present for every tool call: no need to make the JSON to know.
+            (Action::ToolCall { .. }, Field::ArgsJson) => true,
             _ => self.context_attr(field).is_some(),
         }
     }
@@ -776,7 +778,36 @@ impl<'a> FastRequest<'a> {
 
     /// Evaluates a policy's whole condition: `Some(satisfied)` or `None` (ask Cedar).
     pub(crate) fn satisfied(&'a self, e: &'a Expr) -> Option<bool> {
-        self.eval(e)?.as_bool()
+        self.test(e)
+    }
+
+    /// [`FastRequest::eval`] of an expression that must be a boolean, with the boolean forms
+    /// conditions are made of evaluated without building a [`Val`] (the decision path's hot
+    /// loop); anything else goes through `eval`. `None` wherever `eval` would give `None` or a
+    /// non-boolean.
+    fn test(&'a self, e: &'a Expr) -> Option<bool> {
+        match e {
+            Expr::Lit(Lit::Bool(x)) => Some(*x),
+            Expr::And(l, r) => match self.test(l)? {
+                false => Some(false),
+                true => self.test(r),
+            },
+            Expr::Or(l, r) => match self.test(l)? {
+                true => Some(true),
+                false => self.test(r),
+            },
+            Expr::Not(x) => Some(!self.test(x)?),
+            Expr::CtxHas(field) => Some(self.context_has(*field)),
+            Expr::CtxStrEq(field, lit, want) => match self.context_attr(*field)? {
+                Val::Str(v) => Some((v == lit.as_str()) == *want),
+                _ => None,
+            },
+            Expr::CtxLike(field, pattern) => match self.context_attr(*field)? {
+                Val::Str(v) => Some(glob(&v, pattern)),
+                _ => None,
+            },
+            _ => self.eval(e)?.as_bool(),
+        }
     }
 }
 

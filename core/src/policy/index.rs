@@ -6,8 +6,11 @@
 //! an error: leaving it out never changes the decision (`tests/slicing.rs` checks this against
 //! the full set). Scopes with `in`, `is` or no constraint are kept in every slice they may match.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+// The maps are keyed by what the policies name and looked up on every decision: a fast
+// hasher (seeded per process), not SipHash.
+use foldhash::{HashMap, HashMapExt};
 
 use cedar_policy::{
     ActionConstraint, EntityUid, Policy, PolicySet, PrincipalConstraint, ResourceConstraint,
