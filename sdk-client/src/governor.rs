@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aa_core::audit::{AuditLog, AuditLogOptions, AuditSink};
 use aa_core::tool_call::{ArgRules, ArgValue, CallEnd, outcome};
 use aa_core::{Action, Agent, Decision, Engine, Layer, Outcome, SystemEnv};
 
 use crate::gateway::{GatewayClient, GatewayError, GatewayOptions};
+use crate::pending::{ABANDONED, Began, Pending, PendingCalls};
 use crate::shipper::Shipper;
 use crate::{ClientConfig, ClientError, Mode, policy_sync};
 
@@ -37,6 +38,7 @@ pub struct Governor {
     shipper: Option<Arc<Shipper>>,
     log: Option<Arc<AuditLog>>,
     stop_sync: Arc<AtomicBool>,
+    running: PendingCalls,
 }
 
 impl std::fmt::Debug for Governor {
@@ -136,6 +138,7 @@ impl Governor {
             shipper,
             log,
             stop_sync,
+            running: PendingCalls::default(),
         })
     }
 
@@ -212,17 +215,29 @@ impl Governor {
         decision: &Decision,
         outcome: Outcome,
     ) -> Result<(), ClientError> {
+        self.report_owned_as(agent, action.clone(), layer, decision.clone(), outcome)
+    }
+
+    /// [`Governor::report_as`] taking the action and decision, which move into the event.
+    pub fn report_owned_as(
+        &self,
+        agent: &Agent,
+        action: Action,
+        layer: Layer,
+        decision: Decision,
+        outcome: Outcome,
+    ) -> Result<(), ClientError> {
         match (self.config.mode, &self.shipper) {
             (Mode::Remote, Some(shipper)) => {
                 let event = self
                     .engine
-                    .event(agent, action, layer, decision, Some(outcome));
+                    .event_owned(agent, action, layer, decision, Some(outcome));
                 shipper.append(event)?;
                 Ok(())
             }
             _ => Ok(self
                 .engine
-                .report(agent, action, layer, decision, outcome)?),
+                .report_owned(agent, action, layer, decision, outcome)?),
         }
     }
 
@@ -256,6 +271,56 @@ impl Governor {
         let action = rules.action(tool, args);
         let decision = self.decide(&action);
         (action, decision)
+    }
+
+    /// Decides calling `tool` with `args` like [`Governor::decide_tool`]; an allowed call is held
+    /// until [`Governor::end_tool`] reports its end, under the ticket returned. A denied call
+    /// gives its decision.
+    pub fn begin_tool<I>(&self, tool: &str, args: I, rules: &ArgRules) -> Began
+    where
+        I: IntoIterator<Item = (String, ArgValue)>,
+    {
+        let (action, decision) = self.decide_tool(tool, args, rules);
+        self.begin(action, decision)
+    }
+
+    /// Holds an allowed call decided elsewhere (the decision made off the binding's thread):
+    /// [`Governor::begin_tool`]'s second half.
+    pub fn begin(&self, action: Action, decision: Decision) -> Began {
+        if !decision.is_allowed() {
+            return Began::Denied(decision);
+        }
+        let call = Pending {
+            action,
+            decision,
+            started: Instant::now(),
+        };
+        let (ticket, abandoned) = self.running.insert(call);
+        if let Some(old) = abandoned {
+            // Fails only when the audit sink refuses; the new call is not at fault.
+            let _ = self.finish(old, CallEnd::Raised(ABANDONED));
+        }
+        Began::Running(ticket)
+    }
+
+    /// Records how the call of `ticket` ended (the duration measured since it began). `false`
+    /// when the ticket is unknown: reported already, or abandoned.
+    pub fn end_tool(&self, ticket: u64, end: CallEnd<'_>) -> Result<bool, ClientError> {
+        match self.running.take(ticket) {
+            Some(call) => self.finish(call, end).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    fn finish(&self, call: Pending, end: CallEnd<'_>) -> Result<(), ClientError> {
+        let duration_us = u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.report_owned_as(
+            &self.config.agent,
+            call.action,
+            self.config.layer,
+            call.decision,
+            outcome(end, duration_us),
+        )
     }
 
     /// Records how an allowed tool call from [`Governor::decide_tool`] ended, after

@@ -156,6 +156,8 @@ function isThenable(v) {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function';
 }
 
+/** Records the end of `call` (a ToolCall, or anything with `ok(result)` and `error(name)`)
+ * when `promise` settles. */
 function finishAfter(call, promise) {
   return Promise.resolve(promise).then(
     (result) => {
@@ -169,17 +171,22 @@ function finishAfter(call, promise) {
   );
 }
 
-function runSync(call, fn, self, argv, tool) {
-  if (!call.allowed) throw new PolicyDeniedError(call.decision, tool);
+/** The end of the call of `ticket`, for finishAfter. */
+function ticketEnd(g, ticket) {
+  return { ok: (result) => g.endOk(ticket, result), error: (name) => g.endError(ticket, name) };
+}
+
+/** Runs an allowed call of `fn` (ticket from beginCall) and records how it ended. */
+function runSync(g, ticket, fn, self, argv) {
   let result;
   try {
     result = fn.apply(self, argv);
   } catch (e) {
-    nativeCall(() => call.error(errorName(e)));
+    nativeCall(() => g.endError(ticket, errorName(e)));
     throw e;
   }
-  if (isThenable(result)) return finishAfter(call, result);
-  nativeCall(() => call.ok(result));
+  if (isThenable(result)) return finishAfter(ticketEnd(g, ticket), result);
+  nativeCall(() => g.endOk(ticket, result));
   return result;
 }
 
@@ -204,9 +211,10 @@ function govern(fn, options = {}) {
   const rules = new native.ArgRules(options.redact ? options.redact.map(String) : undefined, names);
   const isAsync = fn instanceof AsyncFunction;
 
-  const decideNow = (g, argv) =>
+  // Allowed: a ticket (a number) the core holds the call under; denied: the decision.
+  const begin = (g, argv) =>
     nativeCall(() =>
-      mapper ? g.decideTool(tool, mapper(...argv), rules) : g.decideCall(tool, argv, rules),
+      mapper ? g.beginTool(tool, mapper(...argv), rules) : g.beginCall(tool, argv, rules),
     );
   const decideLater = (g, argv) =>
     mapper ? g.decideToolAsync(tool, mapper(...argv), rules) : g.decideCallAsync(tool, argv, rules);
@@ -215,18 +223,25 @@ function govern(fn, options = {}) {
   if (isAsync) {
     governed = async function (...argv) {
       const s = state();
-      const call = s.remote
-        ? await decideLater(s.governor, argv).catch((e) => {
-            throw translate(e);
-          })
-        : decideNow(s.governor, argv);
-      if (!call.allowed) throw new PolicyDeniedError(call.decision, tool);
-      return finishAfter(call, fn.apply(this, argv));
+      if (s.remote) {
+        // The gateway decides: off the event loop, on the libuv pool.
+        const call = await decideLater(s.governor, argv).catch((e) => {
+          throw translate(e);
+        });
+        if (!call.allowed) throw new PolicyDeniedError(call.decision, tool);
+        return finishAfter(call, fn.apply(this, argv));
+      }
+      const g = s.governor;
+      const ticket = begin(g, argv);
+      if (typeof ticket !== 'number') throw new PolicyDeniedError(ticket, tool);
+      return finishAfter(ticketEnd(g, ticket), fn.apply(this, argv));
     };
   } else {
     governed = function (...argv) {
-      const s = state();
-      return runSync(decideNow(s.governor, argv), fn, this, argv, tool);
+      const g = state().governor;
+      const ticket = begin(g, argv);
+      if (typeof ticket !== 'number') throw new PolicyDeniedError(ticket, tool);
+      return runSync(g, ticket, fn, this, argv);
     };
   }
   Object.defineProperty(governed, 'name', { value: fn.name, configurable: true });

@@ -92,6 +92,25 @@ export declare class Governor {
    */
   decideCall(tool: string, argv: object, rules: ArgRules): ToolCall
   /**
+   * The hot path of a governed call: decides calling `tool` with the arguments `argv`
+   * (named by `rules`, as [`Governor::decide_call`]). Allowed: a ticket (a number) to hand
+   * to `endOk` or `endError` when the call ends — the call is held in the core meanwhile,
+   * with no JS object made for it. Denied: the decision.
+   */
+  beginCall(tool: string, argv: object, rules: ArgRules): number | Decision
+  /**
+   * [`Governor::begin_call`] with the named arguments given as one object (as
+   * [`Governor::decide_tool`]).
+   */
+  beginTool(tool: string, args?: unknown | undefined | null, rules?: ArgRules | undefined | null): number | Decision
+  /**
+   * Records that the call of `ticket` returned `result` (its size, never its content). A
+   * ticket already ended is ignored.
+   */
+  endOk(ticket: number, result?: unknown | undefined | null): void
+  /** Records that the call of `ticket` threw an error of type `typeName` (never its message). */
+  endError(ticket: number, typeName: string): void
+  /**
    * [`Governor::decide_call`] with the decision made off the JS thread (remote mode): the
    * arguments are converted (and redacted) now, the decision is made on the libuv thread
    * pool.

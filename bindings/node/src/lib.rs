@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use aa_core::tool_call::{ArgRules as RustArgRules, ArgValue, CallEnd, MAX_DEPTH, ResultShape};
 use aa_core::{Action, Agent, Decision as RustDecision, FixedEnv, Layer, Outcome, PolicyBundle};
 use aa_sdk_client::{
-    ClientConfig, ClientError, ConfigInput, GatewayError, Governor as RustGovernor, Mode,
+    Began, ClientConfig, ClientError, ConfigInput, GatewayError, Governor as RustGovernor, Mode,
 };
-use napi::bindgen_prelude::{ArrayBuffer, AsyncTask, BigInt, Function, JsObjectValue, Object};
+use napi::bindgen_prelude::{
+    ArrayBuffer, AsyncTask, BigInt, Either, Function, JsObjectValue, Object,
+};
 use napi::{Env, JsValue, Task, Unknown, ValueType};
 use napi_derive::napi;
 
@@ -137,18 +139,10 @@ impl<'e> Realm<'e> {
     }
 }
 
-/// `Object.prototype`, what a plain object's prototype is.
-fn object_prototype<'e>(env: &'e Env) -> napi::Result<Unknown<'e>> {
-    let global = env.get_global()?;
-    let object: Object<'e> = global.get_named_property_unchecked("Object")?;
-    object.get_named_property("prototype")
-}
-
 /// One conversion of a call's arguments (see [`Converter::value`] for the rules).
 struct Converter<'e> {
     env: &'e Env,
     realm: Option<Realm<'e>>,
-    object_prototype: Option<Unknown<'e>>,
     path: Vec<Unknown<'e>>,
 }
 
@@ -165,7 +159,6 @@ impl<'e> Converter<'e> {
         Converter {
             env,
             realm: None,
-            object_prototype: None,
             path: Vec::new(),
         }
     }
@@ -210,20 +203,15 @@ impl<'e> Converter<'e> {
                 Err(_) => Shape::Text,
             });
         }
-        // Plain objects first: the common case needs only `Object.prototype`.
+        // Plain objects first, found without a global lookup: a plain object's prototype is
+        // `null`, or `Object.prototype` (of any realm), whose own prototype is `null`.
         // SAFETY: the caller checked the value is an object.
         let object: Object<'e> = unsafe { value.cast()? };
         let proto = object.get_prototype()?;
         let plain = proto.get_type()? == ValueType::Null || {
-            let object_prototype = match self.object_prototype {
-                Some(p) => p,
-                None => {
-                    let p = object_prototype(self.env)?;
-                    self.object_prototype = Some(p);
-                    p
-                }
-            };
-            self.env.strict_equals(proto, object_prototype)?
+            // SAFETY: a prototype that is not null is an object.
+            let proto: Object<'e> = unsafe { proto.cast()? };
+            proto.get_prototype()?.get_type()? == ValueType::Null
         };
         if !plain {
             let realm = self.realm()?;
@@ -260,11 +248,16 @@ impl<'e> Converter<'e> {
             }
             return Ok(Shape::Text);
         }
-        let keys = Object::keys(&object)?;
-        let mut entries = Vec::with_capacity(keys.len());
-        for key in keys {
-            let v: Unknown<'e> = object.get_named_property(&key)?;
-            entries.push((key, v));
+        // Each value is read with the key value `Object.keys` gave (no key string is made
+        // again on the JS side).
+        let keys = object.get_property_names()?;
+        let n = keys.get_array_length()?;
+        let mut entries = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let key: Unknown<'e> = keys.get_element(i)?;
+            let v: Unknown<'e> = object.get_property_unchecked(key)?;
+            // SAFETY: `napi_get_property_names` gives the keys as strings.
+            entries.push((unsafe { key.cast::<String>()? }, v));
         }
         Ok(Shape::Map(entries))
     }
@@ -750,6 +743,59 @@ impl Governor {
         Ok(self.start(&tool, args, Some(rules)))
     }
 
+    /// The hot path of a governed call: decides calling `tool` with the arguments `argv`
+    /// (named by `rules`, as [`Governor::decide_call`]). Allowed: a ticket (a number) to hand
+    /// to `endOk` or `endError` when the call ends — the call is held in the core meanwhile,
+    /// with no JS object made for it. Denied: the decision.
+    #[napi(ts_return_type = "number | Decision")]
+    pub fn begin_call(
+        &self,
+        env: &Env,
+        tool: String,
+        argv: Object<'_>,
+        rules: &ArgRules,
+    ) -> Result<Either<f64, Decision>> {
+        let args = Converter::new(env)
+            .positional(argv, rules.names.as_deref())
+            .map_err(js)?;
+        Ok(ticket(self.inner.begin_tool(&tool, args, &rules.inner)))
+    }
+
+    /// [`Governor::begin_call`] with the named arguments given as one object (as
+    /// [`Governor::decide_tool`]).
+    #[napi(ts_return_type = "number | Decision")]
+    pub fn begin_tool(
+        &self,
+        env: &Env,
+        tool: String,
+        args: Option<Unknown<'_>>,
+        rules: Option<&ArgRules>,
+    ) -> Result<Either<f64, Decision>> {
+        let args = Converter::new(env).named(args).map_err(js)?;
+        let began = match rules {
+            Some(r) => self.inner.begin_tool(&tool, args, &r.inner),
+            None => self.inner.begin_tool(&tool, args, &RustArgRules::default()),
+        };
+        Ok(ticket(began))
+    }
+
+    /// Records that the call of `ticket` returned `result` (its size, never its content). A
+    /// ticket already ended is ignored.
+    #[napi]
+    pub fn end_ok(&self, env: &Env, ticket: f64, result: Option<Unknown<'_>>) -> Result<()> {
+        let shape = match result {
+            Some(r) => Converter::new(env).result(r).map_err(js)?,
+            None => ResultShape::Other,
+        };
+        self.end(ticket, CallEnd::Returned(shape))
+    }
+
+    /// Records that the call of `ticket` threw an error of type `typeName` (never its message).
+    #[napi]
+    pub fn end_error(&self, ticket: f64, type_name: String) -> Result<()> {
+        self.end(ticket, CallEnd::Raised(&type_name))
+    }
+
     /// [`Governor::decide_call`] with the decision made off the JS thread (remote mode): the
     /// arguments are converted (and redacted) now, the decision is made on the libuv thread
     /// pool.
@@ -872,7 +918,29 @@ impl Governor {
     }
 }
 
+/// A ticket as a JS number (tickets count up from 1, far below 2^53), or the denial.
+fn ticket(began: Began) -> Either<f64, Decision> {
+    match began {
+        #[allow(clippy::cast_precision_loss)] // below 2^53
+        Began::Running(t) => Either::A(t as f64),
+        Began::Denied(inner) => Either::B(Decision { inner }),
+    }
+}
+
 impl Governor {
+    fn end(&self, ticket: f64, end: CallEnd<'_>) -> Result<()> {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked whole first
+        let t = (ticket.fract() == 0.0 && ticket >= 1.0).then_some(ticket as u64);
+        match t {
+            Some(t) => self
+                .inner
+                .end_tool(t, end)
+                .map(|_| ())
+                .map_err(client_error),
+            None => Err(invalid(format!("not a call ticket: {ticket}"))),
+        }
+    }
+
     fn later(&self, action: Action) -> AsyncTask<ActionTask> {
         AsyncTask::new(ActionTask {
             governor: self.inner.clone(),
