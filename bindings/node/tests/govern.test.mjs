@@ -39,6 +39,22 @@ test('a sync tool that is allowed runs, and its decision and outcome are recorde
   assert.equal(done.decision.decision_id, decided.decision.decision_id);
 });
 
+test('a call ticket ends once; a later end, or a number that is not a ticket, records nothing more', () => {
+  embedded();
+  const g = aa.governor();
+  const rules = new aa.native.ArgRules(undefined, ['q']);
+  const ticket = g.beginCall('search', ['x'], rules);
+  assert.equal(typeof ticket, 'number');
+  g.endOk(ticket, 'abc');
+  g.endOk(ticket, 'abcdef'); // ended already: ignored
+  g.endError(ticket, 'TypeError');
+  assert.throws(() => g.endOk(0.5, null), (e) => e.code === 'invalid_input');
+  const recs = records();
+  assert.equal(recs.length, 2, 'one decision, one outcome');
+  assert.equal(recs[1].outcome.status, 'ok');
+  assert.equal(recs[1].outcome.result_size, 3);
+});
+
 test('a deny throws PolicyDeniedError before the body runs (sync)', () => {
   embedded();
   const ran = [];
