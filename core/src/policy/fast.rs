@@ -600,15 +600,13 @@ impl<'a> FastRequest<'a> {
             Expr::Var(Var::Action) => Val::Ent(Ent::Action),
             Expr::Var(Var::Context) => Val::Context,
             Expr::CtxAttr(field) => self.context_attr(*field)?,
-            Expr::CtxHas(field) => Val::Bool(self.context_has(*field)),
-            Expr::CtxStrEq(field, lit, want) => match self.context_attr(*field)? {
-                Val::Str(v) => Val::Bool((v == lit.as_str()) == *want),
-                _ => return None,
-            },
-            Expr::CtxLike(field, pattern) => match self.context_attr(*field)? {
-                Val::Str(v) => Val::Bool(glob(&v, pattern)),
-                _ => return None,
-            },
+            // The boolean forms have one implementation, in `test`.
+            Expr::CtxHas(_)
+            | Expr::CtxStrEq(..)
+            | Expr::CtxLike(..)
+            | Expr::And(..)
+            | Expr::Or(..)
+            | Expr::Not(_) => Val::Bool(self.test(e)?),
             Expr::Attr(of, name) => match self.eval(of)? {
                 Val::Budget => {
                     let v = (self.budget)();
@@ -644,17 +642,6 @@ impl<'a> FastRequest<'a> {
                 Val::Time => Val::Bool(matches!(name.as_str(), "epoch_secs" | "hour" | "weekday")),
                 _ => return None,
             },
-            Expr::And(l, r) => match self.eval(l)? {
-                Val::Bool(false) => Val::Bool(false),
-                Val::Bool(true) => Val::Bool(self.eval(r)?.as_bool()?),
-                _ => return None,
-            },
-            Expr::Or(l, r) => match self.eval(l)? {
-                Val::Bool(true) => Val::Bool(true),
-                Val::Bool(false) => Val::Bool(self.eval(r)?.as_bool()?),
-                _ => return None,
-            },
-            Expr::Not(x) => Val::Bool(!self.eval(x)?.as_bool()?),
             Expr::If(c, t, f) => {
                 if self.eval(c)?.as_bool()? {
                     self.eval(t)?
