@@ -71,10 +71,35 @@ pub const SECRET_VALUE_PATTERNS: &str = concat!(
 
 // Both patterns are constants covered by the tests below; a failure to compile them would be a
 // bug caught there, and then nothing matches rather than a panic at run time.
-static SECRET_NAME: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(SECRET_NAME_PATTERN).ok());
-static SECRET_VALUE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(SECRET_VALUE_PATTERNS).ok());
+static SECRET_NAME: LazyLock<Option<Pattern>> = LazyLock::new(|| Pattern::new(SECRET_NAME_PATTERN));
+static SECRET_VALUE: LazyLock<Option<Pattern>> =
+    LazyLock::new(|| Pattern::new(SECRET_VALUE_PATTERNS));
+
+/// A compiled pattern and the fewest bytes any match of it takes: shorter text (most argument
+/// names and values) is known not to match without running the regex.
+struct Pattern {
+    re: Regex,
+    min_len: usize,
+}
+
+impl Pattern {
+    fn new(pattern: &str) -> Option<Self> {
+        let min_len = regex_syntax::parse(pattern)
+            .ok()?
+            .properties()
+            .minimum_len()
+            .unwrap_or(0);
+        Some(Pattern {
+            re: Regex::new(pattern).ok()?,
+            min_len,
+        })
+    }
+
+    /// The regex, if `text` is long enough to hold a match.
+    fn searching(&self, text: &str) -> Option<&Regex> {
+        (text.len() >= self.min_len).then_some(&self.re)
+    }
+}
 
 /// A host value, converted by a binding, before it becomes JSON (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -126,7 +151,10 @@ impl ArgRules {
     /// True when an argument named `name` is recorded as `"[redacted]"`.
     pub fn is_secret_name(&self, name: &str) -> bool {
         self.redact.iter().any(|r| r == name)
-            || SECRET_NAME.as_ref().is_some_and(|re| re.is_match(name))
+            || SECRET_NAME
+                .as_ref()
+                .and_then(|p| p.searching(name))
+                .is_some_and(|re| re.is_match(name))
     }
 
     /// The JSON arguments of a tool call: named values redacted, converted and truncated as
@@ -192,7 +220,7 @@ fn clean(s: String) -> String {
 
 /// Replaces every secret of [`SECRET_VALUE_PATTERNS`] in `s` by `[redacted]`.
 pub fn redact_values(s: String) -> String {
-    match SECRET_VALUE.as_ref() {
+    match SECRET_VALUE.as_ref().and_then(|p| p.searching(&s)) {
         Some(re) if re.is_match(&s) => re.replace_all(&s, REDACTED).into_owned(),
         _ => s,
     }
@@ -306,6 +334,23 @@ mod tests {
     fn the_patterns_compile() {
         assert!(SECRET_NAME.is_some());
         assert!(SECRET_VALUE.is_some());
+    }
+
+    #[test]
+    fn text_shorter_than_any_match_is_not_searched_and_the_shortest_secrets_still_are() {
+        // `pass` and an AWS key id (AKIA + 16) are the shortest matches.
+        let (name, value) = (
+            SECRET_NAME.as_ref().unwrap(),
+            SECRET_VALUE.as_ref().unwrap(),
+        );
+        assert_eq!((name.min_len, value.min_len), (4, 20));
+        assert!(name.searching("key").is_none());
+        assert!(ArgRules::default().is_secret_name("pass"));
+        assert_eq!(redact_values("AKIAABCDEFGHIJKLMNOP".into()), REDACTED);
+        assert_eq!(
+            redact_values("AKIAABCDEFGHIJKLMNO".into()),
+            "AKIAABCDEFGHIJKLMNO"
+        );
     }
 
     #[test]
