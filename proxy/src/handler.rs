@@ -198,7 +198,7 @@ fn outcome(
     let error = (status.is_server_error() || status.is_client_error())
         .then(|| format!("HTTP {}", status.as_u16()));
     Outcome {
-        duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        duration_us: aa_sdk_client::micros_since(started),
         error,
         result_size: size,
         status: if status.is_server_error() {

@@ -313,7 +313,7 @@ impl Governor {
     }
 
     fn finish(&self, call: Pending, end: CallEnd<'_>) -> Result<(), ClientError> {
-        let duration_us = u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let duration_us = crate::micros_since(call.started);
         self.report_owned_as(
             &self.config.agent,
             call.action,

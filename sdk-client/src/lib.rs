@@ -35,3 +35,8 @@ pub use gateway::{GatewayClient, GatewayError, GatewayOptions, Records};
 pub use governor::{ClientStats, Governor};
 pub use pending::{ABANDONED, Began, MAX_PENDING};
 pub use shipper::ShipStats;
+
+/// Microseconds since `started`: the duration an outcome records.
+pub fn micros_since(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}

@@ -560,7 +560,7 @@ impl ToolCall {
 
 impl ToolCall {
     fn finish(&self, end: CallEnd<'_>) -> Result<(), AaError> {
-        let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let duration_us = aa_sdk_client::micros_since(self.started);
         Ok(self
             .governor
             .report_tool(&self.action, &self.decision.inner, end, duration_us)?)

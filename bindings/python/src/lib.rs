@@ -262,7 +262,7 @@ pub struct PyCall {
 
 impl PyCall {
     fn finish(&self, py: Python<'_>, end: CallEnd<'_>) -> PyResult<()> {
-        let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let duration_us = aa_sdk_client::micros_since(self.started);
         let decision = &self.decision.get().inner;
         let (g, action) = (&self.governor, &self.action);
         py.detach(|| g.report_tool(action, decision, end, duration_us))
