@@ -176,6 +176,64 @@ function ticketEnd(g, ticket) {
   return { ok: (result) => g.endOk(ticket, result), error: (name) => g.endError(ticket, name) };
 }
 
+/** Deepest nesting sent as JSON text; deeper arguments take the N-API conversion. */
+const JSON_DEPTH = 8;
+
+/** The JSON text of `v` when it is plain JSON — plain objects (own keys only) and arrays, at
+ * most JSON_DEPTH deep, of well-formed strings, numbers, booleans and null — written so that
+ * it reads back as exactly what the native conversion reads from `v` (each value read once, no
+ * `toJSON` called); else undefined, and the arguments go through N-API, which owns the rules
+ * (undefined, BigInt, Buffer, Map, Date, class instances, functions, cycles). */
+function jsonText(v, depth) {
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'string':
+      return v.isWellFormed() ? JSON.stringify(v) : undefined;
+    case 'number':
+      return Number.isFinite(v) ? String(v) : 'null';
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'object':
+      break;
+    default:
+      return undefined;
+  }
+  if (depth >= JSON_DEPTH) return undefined;
+  let out;
+  if (Array.isArray(v)) {
+    out = '[';
+    for (let i = 0; i < v.length; i++) {
+      const item = jsonText(v[i], depth + 1);
+      if (item === undefined) return undefined;
+      out += i === 0 ? item : ',' + item;
+    }
+    return out + ']';
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  out = '{';
+  for (const k in v) {
+    if (!Object.hasOwn(v, k)) return undefined;
+    const item = jsonText(v[k], depth + 1);
+    if (item === undefined) return undefined;
+    out += (out.length === 1 ? '' : ',') + JSON.stringify(k) + ':' + item;
+  }
+  return out + '}';
+}
+
+/** Decides a call of `tool`: a ticket when allowed, the decision when denied. Arguments that
+ * are plain JSON cross as one string (one N-API call instead of one per key and value). */
+function beginCall(g, tool, argv, rules) {
+  const json = jsonText(argv, 0);
+  return json === undefined ? g.beginCall(tool, argv, rules) : g.beginCallJson(tool, json, rules);
+}
+
+/** beginCall with the arguments given as one object (an adapter's `args` mapper). */
+function beginTool(g, tool, args, rules) {
+  const json = jsonText(args, 0);
+  return json === undefined ? g.beginTool(tool, args, rules) : g.beginToolJson(tool, json, rules);
+}
+
 /** Runs an allowed call of `fn` (ticket from beginCall) and records how it ended. */
 function runSync(g, ticket, fn, self, argv) {
   let result;
@@ -214,7 +272,7 @@ function govern(fn, options = {}) {
   // Allowed: a ticket (a number) the core holds the call under; denied: the decision.
   const begin = (g, argv) =>
     nativeCall(() =>
-      mapper ? g.beginTool(tool, mapper(...argv), rules) : g.beginCall(tool, argv, rules),
+      mapper ? beginTool(g, tool, mapper(...argv), rules) : beginCall(g, tool, argv, rules),
     );
   const decideLater = (g, argv) =>
     mapper ? g.decideToolAsync(tool, mapper(...argv), rules) : g.decideCallAsync(tool, argv, rules);

@@ -97,10 +97,6 @@ fn parse_action(json: &str) -> Result<Action> {
     aa_core::ModelError::parse(json).map_err(invalid)
 }
 
-fn micros_since(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
-}
-
 fn seconds(timeout: Option<f64>) -> Duration {
     let t = timeout.unwrap_or(5.0);
     if t.is_finite() && t > 0.0 {
@@ -152,6 +148,73 @@ enum Shape<'e> {
     Map(Vec<(String, Unknown<'e>)>),
     Bytes(Vec<u8>),
     Text,
+}
+
+/// A JS number: an integer when whole and within ±(2^53−1), else a float.
+fn number(n: f64) -> ArgValue {
+    const SAFE: f64 = 9_007_199_254_740_991.0;
+    if n.fract() == 0.0 && n.abs() <= SAFE {
+        #[allow(clippy::cast_possible_truncation)] // whole and within ±2^53
+        ArgValue::Int(n as i64)
+    } else {
+        ArgValue::Float(n)
+    }
+}
+
+/// Arguments the package sent as JSON text: it does so only for plain objects and arrays of
+/// well-formed strings, numbers, booleans and null (`jsonArgs` in `lib/index.cjs`), whose
+/// `JSON.stringify` text reads back as exactly what [`Converter`] would give — without an
+/// N-API call per key and value.
+fn from_json(value: serde_json::Value) -> ArgValue {
+    use serde_json::Value as Json;
+    match value {
+        Json::Null => ArgValue::Null,
+        Json::Bool(b) => ArgValue::Bool(b),
+        Json::Number(n) => number(n.as_f64().unwrap_or(f64::NAN)),
+        Json::String(s) => ArgValue::Str(s),
+        Json::Array(items) => ArgValue::List(items.into_iter().map(from_json).collect()),
+        Json::Object(map) => {
+            ArgValue::Map(map.into_iter().map(|(k, v)| (k, from_json(v))).collect())
+        }
+    }
+}
+
+fn parse_json(json: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(json).map_err(invalid)
+}
+
+/// [`Converter::positional`] of an argument array sent as JSON text.
+fn positional_json(json: &str, names: Option<&[String]>) -> Result<Vec<(String, ArgValue)>> {
+    let serde_json::Value::Array(items) = parse_json(json)? else {
+        return Err(invalid("the arguments are not a JSON array"));
+    };
+    Ok(match names {
+        Some(names) => names
+            .iter()
+            .cloned()
+            .zip(items.into_iter().map(from_json))
+            .collect(),
+        None => match <[serde_json::Value; 1]>::try_from(items) {
+            Ok([serde_json::Value::Object(map)]) => {
+                map.into_iter().map(|(k, v)| (k, from_json(v))).collect()
+            }
+            Ok([only]) => vec![("args".to_owned(), ArgValue::List(vec![from_json(only)]))],
+            Err(items) if items.is_empty() => Vec::new(),
+            Err(items) => vec![(
+                "args".to_owned(),
+                ArgValue::List(items.into_iter().map(from_json).collect()),
+            )],
+        },
+    })
+}
+
+/// [`Converter::named`] of an argument object sent as JSON text.
+fn named_json(json: &str) -> Result<Vec<(String, ArgValue)>> {
+    Ok(match parse_json(json)? {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::Object(map) => map.into_iter().map(|(k, v)| (k, from_json(v))).collect(),
+        other => vec![("args".to_owned(), from_json(other))],
+    })
 }
 
 impl<'e> Converter<'e> {
@@ -276,16 +339,7 @@ impl<'e> Converter<'e> {
         Ok(match value.get_type()? {
             ValueType::Undefined | ValueType::Null => ArgValue::Null,
             ValueType::Boolean => ArgValue::Bool(unsafe { value.cast::<bool>()? }),
-            ValueType::Number => {
-                const SAFE: f64 = 9_007_199_254_740_991.0;
-                let n = unsafe { value.cast::<f64>()? };
-                if n.fract() == 0.0 && n.abs() <= SAFE {
-                    #[allow(clippy::cast_possible_truncation)] // whole and within ±2^53
-                    ArgValue::Int(n as i64)
-                } else {
-                    ArgValue::Float(n)
-                }
-            }
+            ValueType::Number => number(unsafe { value.cast::<f64>()? }),
             ValueType::String => ArgValue::Str(unsafe { value.cast::<String>()? }),
             ValueType::BigInt => {
                 let big = unsafe { value.cast::<BigInt>()? };
@@ -523,7 +577,7 @@ pub struct ToolCall {
 
 impl ToolCall {
     fn finish(&self, end: CallEnd<'_>) -> Result<()> {
-        let duration_us = micros_since(self.started);
+        let duration_us = aa_sdk_client::micros_since(self.started);
         self.governor
             .report_tool(&self.action, &self.decision, end, duration_us)
             .map_err(client_error)
@@ -772,6 +826,34 @@ impl Governor {
         rules: Option<&ArgRules>,
     ) -> Result<Either<f64, Decision>> {
         let args = Converter::new(env).named(args).map_err(js)?;
+        let began = match rules {
+            Some(r) => self.inner.begin_tool(&tool, args, &r.inner),
+            None => self.inner.begin_tool(&tool, args, &RustArgRules::default()),
+        };
+        Ok(ticket(began))
+    }
+
+    /// [`Governor::begin_call`] with the argument array as JSON text (see [`from_json`]).
+    #[napi(ts_return_type = "number | Decision")]
+    pub fn begin_call_json(
+        &self,
+        tool: String,
+        argv_json: String,
+        rules: &ArgRules,
+    ) -> Result<Either<f64, Decision>> {
+        let args = positional_json(&argv_json, rules.names.as_deref())?;
+        Ok(ticket(self.inner.begin_tool(&tool, args, &rules.inner)))
+    }
+
+    /// [`Governor::begin_tool`] with the argument object as JSON text (see [`from_json`]).
+    #[napi(ts_return_type = "number | Decision")]
+    pub fn begin_tool_json(
+        &self,
+        tool: String,
+        args_json: String,
+        rules: Option<&ArgRules>,
+    ) -> Result<Either<f64, Decision>> {
+        let args = named_json(&args_json)?;
         let began = match rules {
             Some(r) => self.inner.begin_tool(&tool, args, &r.inner),
             None => self.inner.begin_tool(&tool, args, &RustArgRules::default()),

@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as aa from '../lib/index.mjs';
+import { native } from '../lib/index.mjs';
 import { AASM, PERMISSIVE, auditLines, cleanEnv, tempDir } from './support.mjs';
 
 let audit;
@@ -139,6 +140,76 @@ test('argument naming, mapping and redaction', () => {
   assert.deepEqual(args[3], { args: [1, 2] });
   const text = readFileSync(audit, 'utf8');
   assert.ok(!text.includes('hunter2') && !text.includes('sk-live-123') && !text.includes('123-45-6789'));
+});
+
+test('plain JSON arguments cross as text and are recorded as the N-API conversion records them', () => {
+  const g = embedded();
+  const rules = new native.ArgRules();
+  const viaNapi = (args) => JSON.parse(g.decideCall('t', [args], rules).actionJson()).args;
+  const nested = { a: [1, { b: [true, null, 'x'] }], '10': 'ten', '2': 'two' };
+  const polluted = {};
+  const withGetter = {};
+  let reads = 0;
+  Object.defineProperty(withGetter, 'g', {
+    enumerable: true,
+    get: () => (reads++ === 0 ? 'plain' : { toJSON: () => 'hidden' }),
+  });
+  const cases = [
+    // Plain JSON: sent as text.
+    { s: 'é ✓ \u0000 "q" \\', n: -0, big: 2 ** 60, huge: 1e21, tiny: 0.1, neg: -7, t: true, z: null },
+    nested,
+    Object.assign(Object.create(null), { a: 1 }),
+    JSON.parse('{"__proto__": {"x": 1}, "k": "v"}'),
+    { key: 'sk-abcdefghijklmnopqrstuvwxyz', token: 'x', long: 'y'.repeat(5000), NaN: NaN, inf: Infinity },
+    { arr: [[[[['deep enough']]]]] },
+    // Not plain JSON: the N-API conversion.
+    { arr: [[[[[[[[[[['too deep for text']]]]]]]]]]] },
+    { o: { toJSON: () => 'lies' } },
+    { s: 'lone \ud800 surrogate' },
+    { u: undefined, hole: [1, , 3] },
+    { big: 1n, d: new Date(0), m: new Map([['k', 1]]) },
+    Object.assign(Object.create(polluted), { own: 1 }),
+  ];
+  // Count the calls that crossed as text.
+  const proto = Object.getPrototypeOf(g);
+  const { beginCallJson } = proto;
+  let asText = 0;
+  proto.beginCallJson = function (...a) {
+    asText++;
+    return beginCallJson.apply(this, a);
+  };
+  try {
+    for (const args of cases) {
+      const governed = aa.govern((a) => a, { tool: 't' });
+      governed(args);
+      const recorded = records().at(-2).action.args;
+      assert.deepEqual(recorded, viaNapi(args), JSON.stringify(recorded));
+    }
+  } finally {
+    proto.beginCallJson = beginCallJson;
+  }
+  assert.equal(asText, 6, 'the six plain cases crossed as text, the others through N-API');
+  // The named form (an adapter's mapper) and names given to positional arguments.
+  const mapped = aa.govern((x, y) => x, { tool: 't', args: (x, y) => ({ x, y }) });
+  mapped({ deep: [1] }, 'two');
+  assert.deepEqual(records().at(-2).action.args, { x: { deep: [1] }, y: 'two' });
+  const named = aa.govern((x, y) => x, { tool: 't', args: ['x', 'y'] });
+  named(1, [2]);
+  assert.deepEqual(records().at(-2).action.args, { x: 1, y: [2] });
+  const many = aa.govern((...xs) => xs, { tool: 't' });
+  for (const argv of [['a', 1], [], [5], [[1, 2]]]) {
+    many(...argv);
+    const want = JSON.parse(g.decideCall('t', argv, rules).actionJson()).args;
+    assert.deepEqual(records().at(-2).action.args, want);
+  }
+  assert.deepEqual(records().at(-2).action.args, { args: [[1, 2]] });
+  // A getter is read once by either path, and a toJSON it returns later is never called.
+  aa.govern((a) => a, { tool: 't' })(withGetter);
+  assert.deepEqual(records().at(-2).action.args, { g: 'plain' });
+  // An inherited enumerable key (a polluted prototype) takes the N-API path, which reads it.
+  polluted.inherited = 'seen';
+  aa.govern((a) => a, { tool: 't' })(Object.assign(Object.create(polluted), { own: 1 }));
+  assert.deepEqual(records().at(-2).action.args, viaNapi(Object.assign(Object.create(polluted), { own: 1 })));
 });
 
 test('JS values follow the core rule (aa_core::tool_call)', () => {
