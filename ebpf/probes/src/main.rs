@@ -439,6 +439,45 @@ path_program!(
 fn path_event(kind: u32, path: *const u8, dfd: i32, flags: u32) -> Result<(), i64> {
     // SAFETY: the helper checks the user address.
     let first: u8 = unsafe { bpf_probe_read_user(path) }.unwrap_or(b'/');
+    if first == b'/' && kind == KIND_OPEN && flags & WRITE_FLAGS == 0 {
+        // A read-only open is checked against the recent ones before the ring buffer is
+        // touched: a repeat costs a path read, a hash and a lookup, no reserve and discard.
+        let scratch = SCRATCH.get_ptr_mut(0).ok_or(1i64)?;
+        // SAFETY: per-CPU map value, exclusively ours for the duration of the program.
+        let seen = unsafe { &mut (*scratch).path };
+        // SAFETY: the helper checks the user address.
+        let len = match unsafe { bpf_probe_read_user_str_bytes(path, seen) } {
+            Ok(s) => s.len(),
+            Err(_) => 0,
+        };
+        let key = repeat_key(seen, len, (bpf_get_current_pid_tgid() >> 32) as u32);
+        // SAFETY: a helper without arguments.
+        let now = unsafe { gen::bpf_ktime_get_ns() };
+        if len > 0 && repeated(&key, now) {
+            count(STAT_REPEATS);
+            return Ok(());
+        }
+        let Some(mut entry) = EVENTS.reserve::<PathEvent>(0) else {
+            count(STAT_LOST);
+            return Ok(());
+        };
+        // SAFETY: the reserved record is ours until submitted; every field is written.
+        let e = unsafe { &mut *entry.as_mut_ptr() };
+        header(e, kind, dfd, flags);
+        copy_path(seen, &mut e.path);
+        if len == 0 {
+            e.path[0] = 0;
+        } else if len >= PATH_LEN - 1 {
+            e.flags |= FLAG_TRUNCATED;
+        }
+        entry.submit(wakeup_flags());
+        count(STAT_EVENTS);
+        // Remembered only once sent: a lost open does not make its repeats disappear too.
+        if len > 0 {
+            let _ = REPEATS.insert(&key, &now, 0);
+        }
+        return Ok(());
+    }
     if first == b'/' {
         let Some(mut entry) = EVENTS.reserve::<PathEvent>(0) else {
             count(STAT_LOST);
@@ -446,15 +485,7 @@ fn path_event(kind: u32, path: *const u8, dfd: i32, flags: u32) -> Result<(), i6
         };
         // SAFETY: the reserved record is ours until submitted; every field is written.
         let e = unsafe { &mut *entry.as_mut_ptr() };
-        let len = fill_path(e, kind, path, dfd, flags);
-        if kind == KIND_OPEN && flags & WRITE_FLAGS == 0 && repeated(e, len) {
-            // No wake-up: a discarded record is nothing to read (flags 0 would send the
-            // reader an irq_work, ~2 µs, for every filtered open).
-            const BPF_RB_NO_WAKEUP: u64 = 1;
-            entry.discard(BPF_RB_NO_WAKEUP);
-            count(STAT_REPEATS);
-            return Ok(());
-        }
+        fill_path(e, kind, path, dfd, flags);
         entry.submit(wakeup_flags());
         count(STAT_EVENTS);
         return Ok(());
@@ -485,12 +516,11 @@ fn path_event(kind: u32, path: *const u8, dfd: i32, flags: u32) -> Result<(), i6
 /// `O_APPEND`): such opens are always sent.
 const WRITE_FLAGS: u32 = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000;
 
-/// The same process opened the same absolute path read-only within [`REPEAT_WINDOW_NS`]: the
-/// open is counted, not sent (a policy sees the first one of each window). Else remembers it.
+/// The key of a read-only open in [`REPEATS`]: the process and a hash of the path.
 #[inline(always)]
-fn repeated(e: &PathEvent, len: usize) -> bool {
+fn repeat_key(path: &[u8; PATH_LEN], len: usize, pid: u32) -> RepeatKey {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let words = e.path.as_ptr() as *const u64;
+    let words = path.as_ptr() as *const u64;
     for i in 0..PATH_LEN / 8 {
         if i * 8 >= len {
             break;
@@ -499,31 +529,29 @@ fn repeated(e: &PathEvent, len: usize) -> bool {
         let mut w = unsafe { core::ptr::read_unaligned(words.add(i)) };
         let left = len - i * 8;
         if left < 8 {
-            // Bytes past the end (after the NUL) are whatever the ring held: masked out.
+            // Bytes past the end (after the NUL) are whatever the buffer held: masked out.
             w &= (1u64 << ((left as u64 & 7) * 8)) - 1;
         }
         hash = (hash ^ w).wrapping_mul(0x0100_0000_01b3);
     }
-    let key = RepeatKey {
-        pid: e.pid,
+    RepeatKey {
+        pid,
         len: len as u32,
         hash,
-    };
-    // SAFETY: a helper without arguments.
-    let now = unsafe { gen::bpf_ktime_get_ns() };
-    // SAFETY: the value is copied out immediately.
-    if let Some(t) = unsafe { REPEATS.get(&key) } {
-        if now.wrapping_sub(*t) < REPEAT_WINDOW_NS {
-            return true;
-        }
     }
-    let _ = REPEATS.insert(&key, &now, 0);
-    false
 }
 
-/// Fills in a path event; returns the path's length (without the NUL).
+/// The same process opened the same absolute path read-only within [`REPEAT_WINDOW_NS`] and
+/// that open was sent: this one is counted, not sent (a policy sees the first of each window).
 #[inline(always)]
-fn fill_path(e: &mut PathEvent, kind: u32, path: *const u8, dfd: i32, flags: u32) -> usize {
+fn repeated(key: &RepeatKey, now: u64) -> bool {
+    // SAFETY: the value is copied out immediately.
+    unsafe { REPEATS.get(key) }.is_some_and(|t| now.wrapping_sub(*t) < REPEAT_WINDOW_NS)
+}
+
+/// Fills in a path event's header (everything but the path).
+#[inline(always)]
+fn header(e: &mut PathEvent, kind: u32, dfd: i32, flags: u32) {
     e.kind = kind;
     e.flags = 0;
     e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -533,6 +561,22 @@ fn fill_path(e: &mut PathEvent, kind: u32, path: *const u8, dfd: i32, flags: u32
     e.rule = 0;
     e.port = dfd as u32;
     e.addr = [0; 16];
+}
+
+/// Copies a path buffer word by word (a `memcpy` call is not available to BPF programs).
+#[inline(always)]
+fn copy_path(from: &[u8; PATH_LEN], to: &mut [u8; PATH_LEN]) {
+    let (src, dst) = (from.as_ptr() as *const u64, to.as_mut_ptr() as *mut u64);
+    for i in 0..PATH_LEN / 8 {
+        // SAFETY: word `i` of both buffers, within bounds; volatile keeps it a word loop.
+        unsafe { core::ptr::write_volatile(dst.add(i), core::ptr::read_unaligned(src.add(i))) };
+    }
+}
+
+/// Fills in a path event; returns the path's length (without the NUL).
+#[inline(always)]
+fn fill_path(e: &mut PathEvent, kind: u32, path: *const u8, dfd: i32, flags: u32) -> usize {
+    header(e, kind, dfd, flags);
     // SAFETY: the helper checks the user address.
     match unsafe { bpf_probe_read_user_str_bytes(path, &mut e.path) } {
         Ok(s) => {
