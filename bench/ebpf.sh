@@ -5,8 +5,11 @@
 #  - exec loop: N x fork+exec /bin/true (default 2,000);
 #  - open loop: N x open/close /dev/null (default 100,000);
 #  - sustained rate: opens paced at R/s (default 50,000) for S seconds, then the kernel's
-#    lost-event counter and what userspace recorded.
-# Rounds alternate detached/attached; the table shows medians.
+#    lost-event counter and what userspace recorded;
+#  - the floor: the open loop with a do-nothing BPF program on the layer's hook
+#    (syscalls:sys_enter_openat) and on raw sys_enter (bench/ebpf_floor.py), and whether this
+#    kernel loads fentry and LSM programs at all.
+# Rounds alternate detached / floor / attached; the table shows medians.
 # Usage: bench/ebpf.sh [--rounds N] [--execs N] [--opens N] [--rate R] [--seconds S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +38,9 @@ cargo build --release -p aa-ebpf --example loadgen --locked --quiet
 AASM="$CARGO_TARGET_DIR/release/aasm"
 LOADGEN="$CARGO_TARGET_DIR/release/examples/loadgen"
 source scripts/gateway-lib.sh
-ATTACH_PID=
+ATTACH_PID= FLOOR_PID=
 cleanup() {
+  [ -n "$FLOOR_PID" ] && kill "$FLOOR_PID" 2>/dev/null
   [ -n "$ATTACH_PID" ] && kill -TERM "$ATTACH_PID" 2>/dev/null && wait "$ATTACH_PID" 2>/dev/null
   gateway_stop
   rmdir "$CGROUP" 2>/dev/null || true
@@ -65,14 +69,32 @@ detach() {
 }
 run_in() { $PIN_LOAD "$AASM" ebpf exec --cgroup "$CGROUP" -- "$LOADGEN" "$@" | sed -n 's/.*"secs":\([0-9.]*\).*/\1/p'; }
 
-declare -a EXEC_OFF EXEC_ON OPEN_OFF OPEN_ON
-step "loops: $ROUNDS rounds, $EXECS execs and $OPENS opens, detached then attached"
+# The floor: the open loop with a BPF program that does nothing on the hook the layer uses
+# (bench/ebpf_floor.py), and on the cheapest other hook this kernel allows.
+floor() {
+  coproc FLOOR { exec python3 bench/ebpf_floor.py "$1" 2>&1; }
+  local line
+  read -r line <&"${FLOOR[0]}"
+  [ "$line" = attached ] || { echo "ebpf_floor.py $1: $line" >&2; exit 1; }
+}
+unfloor() { kill "$FLOOR_PID"; wait "$FLOOR_PID" 2>/dev/null || true; FLOOR_PID=; }
+
+declare -a EXEC_OFF EXEC_ON OPEN_OFF OPEN_ON OPEN_TP OPEN_RAW
+step "loops: $ROUNDS rounds, $EXECS execs and $OPENS opens: detached, do-nothing programs, attached"
 for r in $(seq 1 "$ROUNDS"); do
   EXEC_OFF+=("$(run_in exec "$EXECS")"); OPEN_OFF+=("$(run_in open "$OPENS")")
+  floor tracepoint; OPEN_TP+=("$(run_in open "$OPENS")"); unfloor
+  floor raw; OPEN_RAW+=("$(run_in open "$OPENS")"); unfloor
   attach
   EXEC_ON+=("$(run_in exec "$EXECS")"); OPEN_ON+=("$(run_in open "$OPENS")")
   detach
-  echo "round $r: exec ${EXEC_OFF[-1]}s -> ${EXEC_ON[-1]}s, open ${OPEN_OFF[-1]}s -> ${OPEN_ON[-1]}s"
+  echo "round $r: exec ${EXEC_OFF[-1]}s -> ${EXEC_ON[-1]}s, open ${OPEN_OFF[-1]}s -> ${OPEN_ON[-1]}s" \
+    "(do-nothing program: tracepoint ${OPEN_TP[-1]}s, raw sys_enter ${OPEN_RAW[-1]}s)"
+done
+for hook in fentry lsm; do
+  python3 bench/ebpf_floor.py "$hook" > /dev/null 2> "$WORK/$hook.err" & sleep 1
+  if kill "$!" 2>/dev/null; then wait "$!" 2>/dev/null; echo "$hook: allowed"
+  else echo "$hook programs on this kernel: $(cat "$WORK/$hook.err")"; fi
 done
 
 step "sustained rate: $RATE opens/s for ${SECONDS_AT_RATE}s, probes attached"
@@ -84,11 +106,11 @@ detach
 SUMMARY=$(tail -n 1 "$WORK/attach.out")
 
 python3 - "$RATE_OUT" "$RATE_STATUS" "$SUMMARY" "${EXEC_OFF[*]}" "${EXEC_ON[*]}" "${OPEN_OFF[*]}" "${OPEN_ON[*]}" \
-  "$EXECS" "$OPENS" <<'PY'
+  "${OPEN_TP[*]}" "${OPEN_RAW[*]}" "$EXECS" "$OPENS" <<'PY'
 import json, statistics, sys
 rate, status, summary = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-eoff, eon, ooff, oon = (list(map(float, a.split())) for a in sys.argv[4:8])
-execs, opens = int(sys.argv[8]), int(sys.argv[9])
+eoff, eon, ooff, oon, otp, oraw = (list(map(float, a.split())) for a in sys.argv[4:10])
+execs, opens = int(sys.argv[10]), int(sys.argv[11])
 def row(name, n, off, on):
     m0, m1 = statistics.median(off), statistics.median(on)
     return f"| {name} | {m0*1e6/n:.2f} | {m1*1e6/n:.2f} | {100*(m1-m0)/m0:+.1f}% |"
@@ -96,6 +118,8 @@ print("| loop | detached µs/op (median) | attached µs/op (median) | slowdown |
 print("|---|---|---|---|")
 print(row(f"exec x{execs} (/bin/true)", execs, eoff, eon))
 print(row(f"open/close x{opens}", opens, ooff, oon))
+print(row("open/close, a do-nothing program on sys_enter_openat (the floor)", opens, ooff, otp))
+print(row("open/close, a do-nothing raw tracepoint on sys_enter", opens, ooff, oraw))
 print()
 print(f"sustained: {rate['ops']} opens in {rate['secs']:.2f}s = {rate['per_sec']:.0f}/s; kernel events "
       f"{status['events']}, lost {status['lost']}, recorded {status['recorded']}, "
