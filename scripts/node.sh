@@ -6,7 +6,7 @@
 #                           conformance, govern, a real aasm gateway (SIGKILL/restart), Python
 #                           parity and a budget shared with Python, the adapters with the real npm
 #                           packages, tsc --strict on examples/typescript, typegen drift, npm pack
-#   scripts/node.sh bench   tools, build, `aasm`, then bench/bench.mjs (mitata) beside cedar-wasm
+#   scripts/node.sh bench   tools, build, a release `aasm`, then bench/bench.mjs (mitata) beside cedar-wasm
 # Tools (pinned in bindings/node/tools/package-lock.json) are installed with `npm ci` into
 # $AA_NODE_TOOLS (default /var/cache/aa/node-tools-node), outside the clone, only when the lock
 # changed; bindings/node/node_modules and examples/typescript/node_modules link to them (ignored).
@@ -62,8 +62,9 @@ case "${1:-test}" in
   bench)
     tools
     build
-    cargo build -p aasm --locked --quiet
-    (cd "$PKG" && AASM="$AASM" node bench/bench.mjs "${@:2}")
+    # A release gateway: a debug one would spend the shared cores the measured process needs.
+    cargo build -p aasm --release --locked --quiet
+    (cd "$PKG" && AASM="$CARGO_TARGET_DIR/release/aasm" node bench/bench.mjs "${@:2}")
     ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
