@@ -162,9 +162,9 @@ fn number(n: f64) -> ArgValue {
 }
 
 /// Arguments the package sent as JSON text: it does so only for plain objects and arrays of
-/// well-formed strings, numbers, booleans and null (`jsonArgs` in `lib/index.cjs`), whose
-/// `JSON.stringify` text reads back as exactly what [`Converter`] would give — without an
-/// N-API call per key and value.
+/// well-formed strings, numbers, booleans and null (`jsonText` in `lib/index.cjs`), whose text
+/// reads back as exactly what [`Converter`] would give — without an N-API call per key and
+/// value.
 fn from_json(value: serde_json::Value) -> ArgValue {
     use serde_json::Value as Json;
     match value {
@@ -173,10 +173,13 @@ fn from_json(value: serde_json::Value) -> ArgValue {
         Json::Number(n) => number(n.as_f64().unwrap_or(f64::NAN)),
         Json::String(s) => ArgValue::Str(s),
         Json::Array(items) => ArgValue::List(items.into_iter().map(from_json).collect()),
-        Json::Object(map) => {
-            ArgValue::Map(map.into_iter().map(|(k, v)| (k, from_json(v))).collect())
-        }
+        Json::Object(map) => ArgValue::Map(entries(map)),
     }
+}
+
+/// The entries of a JSON object, in order, as named arguments.
+fn entries(map: serde_json::Map<String, serde_json::Value>) -> Vec<(String, ArgValue)> {
+    map.into_iter().map(|(k, v)| (k, from_json(v))).collect()
 }
 
 fn parse_json(json: &str) -> Result<serde_json::Value> {
@@ -195,9 +198,7 @@ fn positional_json(json: &str, names: Option<&[String]>) -> Result<Vec<(String, 
             .zip(items.into_iter().map(from_json))
             .collect(),
         None => match <[serde_json::Value; 1]>::try_from(items) {
-            Ok([serde_json::Value::Object(map)]) => {
-                map.into_iter().map(|(k, v)| (k, from_json(v))).collect()
-            }
+            Ok([serde_json::Value::Object(map)]) => entries(map),
             Ok([only]) => vec![("args".to_owned(), ArgValue::List(vec![from_json(only)]))],
             Err(items) if items.is_empty() => Vec::new(),
             Err(items) => vec![(
@@ -212,7 +213,7 @@ fn positional_json(json: &str, names: Option<&[String]>) -> Result<Vec<(String, 
 fn named_json(json: &str) -> Result<Vec<(String, ArgValue)>> {
     Ok(match parse_json(json)? {
         serde_json::Value::Null => Vec::new(),
-        serde_json::Value::Object(map) => map.into_iter().map(|(k, v)| (k, from_json(v))).collect(),
+        serde_json::Value::Object(map) => entries(map),
         other => vec![("args".to_owned(), from_json(other))],
     })
 }
@@ -826,11 +827,7 @@ impl Governor {
         rules: Option<&ArgRules>,
     ) -> Result<Either<f64, Decision>> {
         let args = Converter::new(env).named(args).map_err(js)?;
-        let began = match rules {
-            Some(r) => self.inner.begin_tool(&tool, args, &r.inner),
-            None => self.inner.begin_tool(&tool, args, &RustArgRules::default()),
-        };
-        Ok(ticket(began))
+        Ok(self.begin_named(&tool, args, rules))
     }
 
     /// [`Governor::begin_call`] with the argument array as JSON text (see [`from_json`]).
@@ -853,12 +850,7 @@ impl Governor {
         args_json: String,
         rules: Option<&ArgRules>,
     ) -> Result<Either<f64, Decision>> {
-        let args = named_json(&args_json)?;
-        let began = match rules {
-            Some(r) => self.inner.begin_tool(&tool, args, &r.inner),
-            None => self.inner.begin_tool(&tool, args, &RustArgRules::default()),
-        };
-        Ok(ticket(began))
+        Ok(self.begin_named(&tool, named_json(&args_json)?, rules))
     }
 
     /// Records that the call of `ticket` returned `result` (its size, never its content). A
@@ -1010,6 +1002,19 @@ fn ticket(began: Began) -> Either<f64, Decision> {
 }
 
 impl Governor {
+    /// [`Governor::begin_tool`]'s core call, with the default rules when none are given.
+    fn begin_named(
+        &self,
+        tool: &str,
+        args: Vec<(String, ArgValue)>,
+        rules: Option<&ArgRules>,
+    ) -> Either<f64, Decision> {
+        ticket(match rules {
+            Some(r) => self.inner.begin_tool(tool, args, &r.inner),
+            None => self.inner.begin_tool(tool, args, &RustArgRules::default()),
+        })
+    }
+
     fn end(&self, ticket: f64, end: CallEnd<'_>) -> Result<()> {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked whole first
         let t = (ticket.fract() == 0.0 && ticket >= 1.0).then_some(ticket as u64);

@@ -5,7 +5,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as aa from '../lib/index.mjs';
-import { native } from '../lib/index.mjs';
 import { AASM, PERMISSIVE, auditLines, cleanEnv, tempDir } from './support.mjs';
 
 let audit;
@@ -144,7 +143,7 @@ test('argument naming, mapping and redaction', () => {
 
 test('plain JSON arguments cross as text and are recorded as the N-API conversion records them', () => {
   const g = embedded();
-  const rules = new native.ArgRules();
+  const rules = new aa.native.ArgRules();
   const viaNapi = (args) => JSON.parse(g.decideCall('t', [args], rules).actionJson()).args;
   const nested = { a: [1, { b: [true, null, 'x'] }], '10': 'ten', '2': 'two' };
   const polluted = {};
