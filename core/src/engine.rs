@@ -12,7 +12,9 @@ use crate::audit::AuditSink;
 use crate::budget::{BudgetLedger, BudgetStatus, BudgetView};
 use crate::env::{Environment, format_ts};
 use crate::error::AuditError;
-use crate::model::{Action, Agent, AuditEvent, Decision, Effect, Layer, Outcome, Reason, Usage};
+use crate::model::{
+    Action, ActionKind, Agent, AuditEvent, Decision, Effect, Layer, Outcome, Reason, Usage,
+};
 use crate::policy::CompiledPolicy;
 use crate::policy::fast::FastRequest;
 use crate::policy::index::PolicyIndex;
@@ -241,7 +243,7 @@ impl Engine {
                 resource,
                 args_json: OnceCell::new(),
             };
-            match fast_verdict(&policy.index, &slice.members, &fast) {
+            match fast_verdict(&policy.index, &slice.members, kind, &fast) {
                 Some(v) => {
                     self.stats.fast.fetch_add(1, Ordering::Relaxed);
                     Ok(v)
@@ -564,13 +566,14 @@ struct Verdict {
 fn fast_verdict(
     index: &PolicyIndex,
     members: &[usize],
+    kind: ActionKind,
     request: &FastRequest<'_>,
 ) -> Option<Verdict> {
     let mut forbids = Vec::new();
     let mut permits = Vec::new();
     for &m in members {
         let p = index.policy(m)?;
-        if request.satisfied(&p.condition)? {
+        if request.satisfied(p.condition_for(kind))? {
             if p.forbid {
                 forbids.push(p.id.clone());
             } else {

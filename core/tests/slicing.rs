@@ -305,3 +305,100 @@ fn slices_of_a_large_set_decide_like_the_full_set() {
         );
     }
 }
+
+/// `context has <attribute>` is folded to a constant per action kind on the fast path: for every
+/// kind (optional fields set and unset) and every context attribute, it must answer as Cedar
+/// does on the context the request builder makes.
+#[test]
+fn context_has_folded_per_kind_agrees_with_cedar() {
+    let args = |pairs: &[(&str, i64)]| -> serde_json::Map<String, serde_json::Value> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).into())).collect()
+    };
+    let actions = [
+        tool("t"),
+        Action::ModelCall {
+            provider: "openai".into(),
+            model: "m".into(),
+            input_tokens: Some(3),
+            output_tokens: Some(4),
+            tools: vec!["t".into()],
+        },
+        Action::ModelCall {
+            provider: "openai".into(),
+            model: "m".into(),
+            input_tokens: None,
+            output_tokens: None,
+            tools: Vec::new(),
+        },
+        Action::HttpRequest {
+            method: "GET".into(),
+            scheme: "https".into(),
+            host: "h.example".into(),
+            port: 443,
+            path: "/".into(),
+        },
+        Action::McpCall {
+            server: "s".into(),
+            method: "tools/call".into(),
+            tool: Some("t".into()),
+            args: Some(args(&[("x", 1)])),
+        },
+        Action::McpCall {
+            server: "s".into(),
+            method: "tools/list".into(),
+            tool: None,
+            args: None,
+        },
+        Action::ProcessExec {
+            path: "/bin/true".into(),
+            argv: vec!["true".into()],
+        },
+        Action::FileAccess {
+            path: "/p".into(),
+            access: FileAccessMode::Read,
+        },
+        Action::NetConnect {
+            addr: "10.0.0.1".into(),
+            port: 80,
+            proto: NetProto::Tcp,
+        },
+        Action::NetConnect {
+            addr: "h.example".into(),
+            port: 80,
+            proto: NetProto::Udp,
+        },
+    ];
+    let attributes = [
+        "layer", "session_id", "budget", "time", "tool", "args_json", "provider", "model",
+        "input_tokens", "output_tokens", "tools", "method", "scheme", "host", "port", "path",
+        "url", "server", "argv", "command", "access", "addr", "proto", "ip", "nothing",
+    ];
+    for attr in attributes {
+        for negate in [false, true] {
+            let cond = if negate {
+                format!("!(context has {attr}) && context.layer == \"sdk\"")
+            } else {
+                format!("context has {attr} || context.layer == \"proxy\"")
+            };
+            let text = format!(
+                "permit (principal, action, resource);\nforbid (principal, action, resource) when {{ {cond} }};"
+            );
+            let compiled = Arc::new(compile(&[("p.cedar", text.as_str())]));
+            let sliced = Engine::with_policy(compiled.clone(), env());
+            let full = Engine::with_policy(compiled, env()).slicing(false);
+            for action in &actions {
+                for session in [None, Some("s1")] {
+                    let mut agent = Agent::new("a1");
+                    agent.session_id = session.map(str::to_owned);
+                    let a = sliced.decide(&agent, action, Layer::Sdk);
+                    let b = full.decide(&agent, action, Layer::Sdk);
+                    assert_eq!(
+                        (a.effect, a.reason),
+                        (b.effect, b.reason),
+                        "{cond} on {action:?} ({session:?})"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 
 use super::request::addr_port;
 use crate::budget::BudgetView;
-use crate::model::{Action, Agent, Layer};
+use crate::model::{Action, ActionKind, Agent, Layer};
 
 /// A compiled condition.
 #[derive(Debug, Clone)]
@@ -148,6 +148,28 @@ impl Field {
         )
     }
 
+    /// Whether every request of `kind` has this context attribute (`Some`), or whether that
+    /// depends on the request (`None`). Mirrors what `request::build` puts in the context.
+    fn presence(self, kind: ActionKind) -> Option<bool> {
+        use ActionKind as K;
+        use Field as F;
+        match (kind, self) {
+            (_, F::Layer | F::Budget | F::Time) => Some(true),
+            (_, F::SessionId)
+            | (K::ModelCall, F::InputTokens | F::OutputTokens)
+            | (K::McpCall, F::Tool)
+            | (K::NetConnect, F::Ip) => None,
+            (K::ToolCall, F::Tool | F::ArgsJson)
+            | (K::ModelCall, F::Provider | F::Model | F::Tools)
+            | (K::HttpRequest, F::Method | F::Scheme | F::Host | F::Port | F::Path | F::Url)
+            | (K::McpCall, F::Server | F::Method | F::ArgsJson)
+            | (K::ProcessExec, F::Path | F::Argv | F::Command)
+            | (K::FileAccess, F::Path | F::Access)
+            | (K::NetConnect, F::Addr | F::Port | F::Proto) => Some(true),
+            _ => Some(false),
+        }
+    }
+
     fn parse(name: &str) -> Field {
         match name {
             "layer" => Field::Layer,
@@ -251,6 +273,45 @@ pub(crate) fn compile(policy: &Policy, known_actions: &[EntityUid]) -> Expr {
         .filter(|e| !matches!(e, Expr::Lit(Lit::Bool(true))));
     let first = iter.next().unwrap_or(Expr::Lit(Lit::Bool(true)));
     specialise(iter.fold(first, |acc, e| Expr::And(b(acc), b(e))))
+}
+
+/// A condition as evaluated on requests of `kind` (`None`: unchanged): `context has f` becomes
+/// a constant where the kind alone decides it, and `&&`, `||` and `!` with a constant left side
+/// are reduced as Cedar's short-circuit would evaluate them. Only boolean positions (the
+/// condition and the operands of `&&`, `||`, `!`) are rewritten, where `test` demands a boolean
+/// of what remains, so a non-boolean operand still fails as it does in Cedar.
+pub(crate) fn for_kind(e: &Expr, kind: ActionKind) -> Option<Expr> {
+    let t = Expr::Lit(Lit::Bool(true));
+    let f = Expr::Lit(Lit::Bool(false));
+    let fold = |x: &Expr| for_kind(x, kind);
+    let is = |x: &Expr, v: bool| matches!(x, Expr::Lit(Lit::Bool(b)) if *b == v);
+    match e {
+        Expr::CtxHas(field) => field.presence(kind).map(|v| Expr::Lit(Lit::Bool(v))),
+        Expr::And(l, r) | Expr::Or(l, r) => {
+            let and = matches!(e, Expr::And(..));
+            let left = fold(l);
+            let l2 = left.as_ref().unwrap_or(l);
+            // `false && _` and `true || _` never look right; `true && r`, `false || r` are `r`.
+            if is(l2, !and) {
+                return Some(if and { f } else { t });
+            }
+            if is(l2, and) {
+                return Some(fold(r).unwrap_or_else(|| (**r).clone()));
+            }
+            let right = fold(r);
+            if left.is_none() && right.is_none() {
+                return None;
+            }
+            let l = b(left.unwrap_or_else(|| (**l).clone()));
+            let r = b(right.unwrap_or_else(|| (**r).clone()));
+            Some(if and { Expr::And(l, r) } else { Expr::Or(l, r) })
+        }
+        Expr::Not(x) => fold(x).map(|x| match x {
+            Expr::Lit(Lit::Bool(v)) => Expr::Lit(Lit::Bool(!v)),
+            x => Expr::Not(b(x)),
+        }),
+        _ => None,
+    }
 }
 
 /// Rewrites common shapes into variants that evaluate without building values.

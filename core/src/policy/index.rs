@@ -47,6 +47,19 @@ pub(crate) struct Indexed {
     pub id: String,
     pub forbid: bool,
     pub condition: Expr,
+    /// The condition for requests of each action kind, where that kind simplifies it
+    /// ([`fast::for_kind`]).
+    by_kind: [Option<Expr>; 7],
+}
+
+impl Indexed {
+    /// The condition to evaluate on a request of `kind`.
+    pub(crate) fn condition_for(&self, kind: ActionKind) -> &Expr {
+        match self.by_kind.get(kind.index()) {
+            Some(Some(e)) => e,
+            _ => &self.condition,
+        }
+    }
 }
 
 /// Policies grouped by (action kind, principal `==` uid or any, resource `==` uid or any).
@@ -65,10 +78,14 @@ impl PolicyIndex {
     pub(crate) fn build(names: &Names, policies: Vec<Policy>) -> Self {
         let indexed = policies
             .iter()
-            .map(|p| Indexed {
-                id: p.id().to_string(),
-                forbid: p.effect() == cedar_policy::Effect::Forbid,
-                condition: fast::compile(p, &names.actions),
+            .map(|p| {
+                let condition = fast::compile(p, &names.actions);
+                Indexed {
+                    id: p.id().to_string(),
+                    forbid: p.effect() == cedar_policy::Effect::Forbid,
+                    by_kind: ActionKind::ALL.map(|k| fast::for_kind(&condition, k)),
+                    condition,
+                }
             })
             .collect();
         let mut index = PolicyIndex {
