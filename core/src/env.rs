@@ -168,10 +168,17 @@ pub fn format_ts(now_ms: i64) -> String {
 }
 
 /// The last `width` decimal digits of `value` (non-negative), zero-padded.
-fn push_digits(out: &mut String, value: i64, width: u32) {
-    for i in (0..width).rev() {
-        let digit = value / 10_i64.pow(i) % 10;
-        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+fn push_digits(out: &mut String, value: i64, width: usize) {
+    // Least significant first, by constant divisions (a power of ten per digit cost more than
+    // the rest of the timestamp).
+    let mut digits = [b'0'; 4];
+    let mut v = value.unsigned_abs();
+    for d in digits.iter_mut().take(width) {
+        *d = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        v /= 10;
+    }
+    for d in digits.iter().take(width).rev() {
+        out.push(char::from(*d));
     }
 }
 
