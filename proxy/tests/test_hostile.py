@@ -199,6 +199,44 @@ def test_connect_to_a_forbidden_port_is_refused(proxy: Proxy, gateway: Gateway) 
     assert b"no-ssh-egress" in answer
 
 
+# Plain HTTP inside a CONNECT tunnel, in shapes that once went through as uninspected bytes
+# (only a first read of exactly "GET " was served as HTTP): every one must be decided as an
+# http_request — here a path the policy forbids (no-ws-admin), so a 403 and nothing forwarded.
+TUNNELLED = [
+    ("post", [b"POST /ws/admin/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n\r\nabc"]),
+    ("put", [b"PUT /ws/admin/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"]),
+    ("delete", [b"DELETE /ws/admin/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"]),
+    ("leading-crlf", [b"\r\nPOST /ws/admin/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"]),
+    ("one-byte-first", [b"P", b"OST /ws/admin/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"]),
+    ("get-then-post", [b"GET /fine HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                       b"POST /ws/admin/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"]),
+]
+
+
+@pytest.mark.parametrize("name,parts", TUNNELLED, ids=[t[0] for t in TUNNELLED])
+def test_plain_http_inside_connect_is_decided_per_request(proxy: Proxy, backend: int, name: str,
+                                                          parts: list[bytes]) -> None:
+    Recorder.seen.clear()
+    out = b""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=2) as s:
+        s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (backend, backend))
+        out += s.recv(4096)
+        assert status_of(out) == 200, out
+        for part in parts:
+            s.sendall(part)
+            time.sleep(0.2)
+        try:
+            while (chunk := s.recv(65536)) and b"no-ws-admin" not in out + chunk:
+                out += chunk
+            out += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    time.sleep(0.2)
+    assert not any("/ws/admin" in r for r in Recorder.seen), f"{name}: forwarded undecided: {Recorder.seen}"
+    assert 403 in statuses(out) and b"no-ws-admin" in out, (name, out[-400:])
+    assert proxy.proc.poll() is None
+
+
 def mutate(rng: random.Random, data: bytes) -> bytes:
     b = bytearray(data)
     for _ in range(rng.randint(1, 4)):
