@@ -312,7 +312,10 @@ fn slices_of_a_large_set_decide_like_the_full_set() {
 #[test]
 fn context_has_folded_per_kind_agrees_with_cedar() {
     let args = |pairs: &[(&str, i64)]| -> serde_json::Map<String, serde_json::Value> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .collect()
     };
     let actions = [
         tool("t"),
@@ -369,9 +372,31 @@ fn context_has_folded_per_kind_agrees_with_cedar() {
         },
     ];
     let attributes = [
-        "layer", "session_id", "budget", "time", "tool", "args_json", "provider", "model",
-        "input_tokens", "output_tokens", "tools", "method", "scheme", "host", "port", "path",
-        "url", "server", "argv", "command", "access", "addr", "proto", "ip", "nothing",
+        "layer",
+        "session_id",
+        "budget",
+        "time",
+        "tool",
+        "args_json",
+        "provider",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "tools",
+        "method",
+        "scheme",
+        "host",
+        "port",
+        "path",
+        "url",
+        "server",
+        "argv",
+        "command",
+        "access",
+        "addr",
+        "proto",
+        "ip",
+        "nothing",
     ];
     for attr in attributes {
         for negate in [false, true] {

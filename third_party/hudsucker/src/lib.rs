@@ -30,6 +30,8 @@ mod error;
 mod noop;
 mod proxy;
 mod rewind;
+// PATCHED (Agent Assembly): strict request framing ahead of hyper.
+mod strict;
 mod tee;
 
 pub mod certificate_authority;

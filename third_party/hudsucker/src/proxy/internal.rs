@@ -212,7 +212,7 @@ where
                                 if buffer[..2] != *b"\x16\x03" {
                                     if let Err(e) = self
                                         .serve_stream(
-                                            TokioIo::new(upgraded),
+                                            TokioIo::new(crate::strict::Strict::new(upgraded)),
                                             Scheme::HTTP,
                                             authority,
                                         )
@@ -293,7 +293,8 @@ where
                                     .into_stream(server_config)
                                     .await
                                     {
-                                        Ok(stream) => TokioIo::new(stream),
+                                        // PATCHED (Agent Assembly): checked by `Strict`.
+                                        Ok(stream) => TokioIo::new(crate::strict::Strict::new(stream)),
                                         Err(e) => {
                                             error!(
                                                 error = &e as &dyn StdError,

@@ -151,7 +151,8 @@ where
 
                     shutdown.spawn_task_fn(move |guard| async move {
                         let conn = server.serve_connection_with_upgrades(
-                            TokioIo::new(tcp),
+                            // PATCHED (Agent Assembly): requests checked by `Strict` first.
+                            TokioIo::new(crate::strict::Strict::new(tcp)),
                             service_fn(|req| {
                                 InternalProxy {
                                     ca: Arc::clone(&ca),
