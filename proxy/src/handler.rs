@@ -299,7 +299,16 @@ impl HttpHandler for GovernHandler {
         let decision = shared.decide(&agent, action.clone()).await;
         if !decision.is_allowed() {
             ProxyStats::inc(&shared.stats.denies);
-            return deny_response(&decision).into();
+            let mut denied = deny_response(&decision);
+            if req.headers().contains_key(header::UPGRADE) {
+                // A refused upgrade ends the connection: the client asked to leave HTTP, and a
+                // WebSocket client may wait for the close before it reports the refusal.
+                denied.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+            }
+            return denied.into();
         }
         if hyper_tungstenite::is_upgrade_request(&req) {
             let connector = shared.websocket.clone();

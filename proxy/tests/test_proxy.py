@@ -167,6 +167,8 @@ def test_websocket_is_relayed_and_decided(proxy: Proxy, upstream: Upstream, cert
         with pytest.raises(InvalidStatus) as denied:
             connect(f"wss://localhost:{port}/ws/admin", proxy=proxy.url, ssl=client_ctx)
         assert denied.value.response.status_code == 403
+        # The refused upgrade closes the connection (the client's reader stops at once).
+        assert denied.value.response.headers.get("connection", "").lower() == "close"
         server.shutdown()
     recs = wait_records(gateway, lambda r: r["action"].get("path") == "/ws/admin")
     assert recs and recs[0]["decision"]["effect"] == "deny" and recs[0]["decision"]["policy_ids"] == ["no-ws-admin"]
