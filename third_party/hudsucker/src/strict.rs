@@ -45,6 +45,17 @@ impl<S> Strict<S> {
     }
 }
 
+impl<S> Strict<S> {
+    /// Hands hyper the poison instead of the refused request, then the end of the stream.
+    fn refuse(&mut self, e: aa_inspect::framing::FramingError) {
+        warn!(error = %e, "refused a request framed ambiguously");
+        self.refused = true;
+        self.held.clear();
+        self.held.extend_from_slice(POISON);
+        self.ready = POISON.len();
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Strict<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -68,13 +79,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Strict<S> {
                 this.unchecked = false;
                 match this.framing.advance(&this.held) {
                     Ok(n) => this.ready = n,
-                    Err(e) => {
-                        warn!(error = %e, "refused a request framed ambiguously");
-                        this.refused = true;
-                        this.held.clear();
-                        this.held.extend_from_slice(POISON);
-                        this.ready = POISON.len();
-                    }
+                    Err(e) => this.refuse(e),
                 }
                 continue;
             }
@@ -83,6 +88,34 @@ impl<S: AsyncRead + Unpin> AsyncRead for Strict<S> {
                 this.ready = this.held.len();
                 if this.ready == 0 {
                     return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            if this.held.is_empty() && buf.remaining() > 0 {
+                // The usual case: read straight into hyper's buffer, check the new bytes there,
+                // and keep back only what may not go yet.
+                let before = buf.filled().len();
+                ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                let new = buf.filled().get(before..).unwrap_or_default();
+                if new.is_empty() {
+                    this.eof = true;
+                    continue;
+                }
+                let (len, verdict) = (new.len(), this.framing.advance(new));
+                match verdict {
+                    Ok(n) if n == len => return Poll::Ready(Ok(())),
+                    Ok(n) => {
+                        this.held.extend_from_slice(new.get(n..).unwrap_or_default());
+                        this.unchecked = true;
+                        buf.set_filled(before + n);
+                        if n > 0 {
+                            return Poll::Ready(Ok(()));
+                        }
+                    }
+                    Err(e) => {
+                        buf.set_filled(before);
+                        this.refuse(e);
+                    }
                 }
                 continue;
             }
