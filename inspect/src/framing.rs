@@ -123,59 +123,57 @@ impl RequestFraming {
     /// One head, body piece, chunk line or trailer line at the front of `rest`: how many bytes
     /// it takes (0: it needs more).
     fn step(&mut self, rest: &[u8]) -> Result<usize, FramingError> {
-        {
-            Ok(match self.state {
-                State::Opaque => rest.len(),
-                State::Head => self.head(rest)?,
-                State::Fixed(n) | State::ChunkData(n) => {
-                    let take = n.min(rest.len() as u64);
-                    let left = n - take;
-                    self.state = match (self.state, left) {
-                        (State::Fixed(_), 0) => State::Head,
-                        (State::Fixed(_), _) => State::Fixed(left),
-                        (_, 0) => State::ChunkEnd,
-                        _ => State::ChunkData(left),
-                    };
-                    usize::try_from(take).unwrap_or(rest.len())
+        Ok(match self.state {
+            State::Opaque => rest.len(),
+            State::Head => self.head(rest)?,
+            State::Fixed(n) | State::ChunkData(n) => {
+                let take = n.min(rest.len() as u64);
+                let left = n - take;
+                self.state = match (self.state, left) {
+                    (State::Fixed(_), 0) => State::Head,
+                    (State::Fixed(_), _) => State::Fixed(left),
+                    (_, 0) => State::ChunkEnd,
+                    _ => State::ChunkData(left),
+                };
+                usize::try_from(take).unwrap_or(rest.len())
+            }
+            State::ChunkEnd => match rest {
+                [b'\r', b'\n', ..] => {
+                    self.state = State::ChunkSize;
+                    2
                 }
-                State::ChunkEnd => match rest {
-                    [b'\r', b'\n', ..] => {
-                        self.state = State::ChunkSize;
-                        2
+                [] | [b'\r'] => 0,
+                _ => return Err(FramingError::BadChunk),
+            },
+            State::ChunkSize => match line(rest)? {
+                None => 0,
+                Some(end) => match httparse::parse_chunk_size(rest) {
+                    Ok(httparse::Status::Complete((n, 0))) if n == end => {
+                        self.state = State::Trailers;
+                        n
                     }
-                    [] | [b'\r'] => 0,
+                    Ok(httparse::Status::Complete((n, size))) if n == end => {
+                        self.state = State::ChunkData(size);
+                        n
+                    }
                     _ => return Err(FramingError::BadChunk),
                 },
-                State::ChunkSize => match line(rest)? {
-                    None => 0,
-                    Some(end) => match httparse::parse_chunk_size(rest) {
-                        Ok(httparse::Status::Complete((n, 0))) if n == end => {
-                            self.state = State::Trailers;
-                            n
-                        }
-                        Ok(httparse::Status::Complete((n, size))) if n == end => {
-                            self.state = State::ChunkData(size);
-                            n
-                        }
-                        _ => return Err(FramingError::BadChunk),
-                    },
-                },
-                State::Trailers => match line(rest)? {
-                    None => 0,
-                    Some(end) => {
-                        if end == 2 {
-                            self.state = State::Head;
-                        }
-                        end
+            },
+            State::Trailers => match line(rest)? {
+                None => 0,
+                Some(end) => {
+                    if end == 2 {
+                        self.state = State::Head;
                     }
-                },
-            })
-        }
+                    end
+                }
+            },
+        })
     }
 
     /// Whether the bytes released so far end between two requests (a refusal there is a whole
     /// request refused; elsewhere, one the server has partly read).
-    pub fn between_requests(&self) -> bool {
+    fn between_requests(&self) -> bool {
         self.state == State::Head && self.prefix.is_empty()
     }
 

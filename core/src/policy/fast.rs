@@ -620,13 +620,15 @@ impl<'a> FastRequest<'a> {
 
     /// Whether `context` has `field`.
     fn context_has(&'a self, field: Field) -> bool {
+        // Where the kind decides it, no value is made to know (the tool-call args JSON).
+        if let Some(present) = field.presence(self.action.kind()) {
+            return present;
+        }
         match (self.action, field) {
             (Action::NetConnect { addr, .. }, Field::Ip) => {
                 let bare = addr.trim_start_matches('[').trim_end_matches(']');
                 bare.parse::<std::net::IpAddr>().is_ok()
             }
-            // Present for every tool call: no need to make the JSON to know.
-            (Action::ToolCall { .. }, Field::ArgsJson) => true,
             _ => self.context_attr(field).is_some(),
         }
     }
