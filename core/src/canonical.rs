@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 use serde::ser::{self, Impossible};
+use serde_json::{Map, Value};
 
 use crate::error::AuditError;
 
@@ -60,9 +61,7 @@ struct Canon<'a> {
 fn write_i128(v: i128, out: &mut Vec<u8>) {
     const EXACT: i128 = 1 << 53;
     if (-EXACT..=EXACT).contains(&v) {
-        use std::io::Write as _;
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "{v}");
+        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     } else {
         write_f64(v as f64, out);
     }
@@ -76,6 +75,65 @@ fn write_f64(f: f64, out: &mut Vec<u8>) {
         let mut buf = ryu_js::Buffer::new();
         out.extend_from_slice(buf.format_finite(f).as_bytes());
     }
+}
+
+/// Appends the JCS encoding of a JSON value: what [`write_canonical`] writes for it, without
+/// going through serde (no key copied, no member list unless a map's order is not JCS order).
+/// The decision path writes `context.args_json` with it.
+pub fn write_json(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => write_i128(i.into(), out),
+            (_, Some(u), _) => write_i128(u.into(), out),
+            // serde_json numbers are finite; a non-finite one could not have been built.
+            (_, _, Some(f)) if f.is_finite() => write_f64(f, out),
+            _ => out.extend_from_slice(b"null"),
+        },
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_json_object(map, out),
+    }
+}
+
+/// A map's members in JCS order: as they come when the map already iterates in that order
+/// (serde_json's sorted map does, unless keys hold characters at or above U+E000).
+pub(crate) fn write_json_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    let in_order = map
+        .keys()
+        .zip(map.keys().skip(1))
+        .all(|(a, b)| key_cmp(a, b).is_lt());
+    let member = |i: usize, (k, v): (&String, &Value), out: &mut Vec<u8>| {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(k, out);
+        out.push(b':');
+        write_json(v, out);
+    };
+    out.push(b'{');
+    if in_order {
+        for (i, kv) in map.iter().enumerate() {
+            member(i, kv, out);
+        }
+    } else {
+        let mut members: Vec<(&String, &Value)> = map.iter().collect();
+        members.sort_by(|a, b| key_cmp(a.0, b.0));
+        for (i, kv) in members.into_iter().enumerate() {
+            member(i, kv, out);
+        }
+    }
+    out.push(b'}');
 }
 
 /// Bytes that must be escaped in a JSON string.

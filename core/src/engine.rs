@@ -242,6 +242,8 @@ impl Engine {
                 now_ms: now,
                 resource,
                 args_json: OnceCell::new(),
+                literals: policy.index.literals.as_ref(),
+                found: std::cell::RefCell::default(),
             };
             match fast_verdict(&policy.index, &slice.members, kind, &fast) {
                 Some(v) => {

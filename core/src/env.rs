@@ -150,35 +150,31 @@ pub fn format_ts(now_ms: i64) -> String {
         ms_of_day / 1000 % 60,
         ms_of_day % 1000,
     );
-    // Digits written directly: `format!` padding costs more than the date arithmetic.
-    let mut out = String::with_capacity(24);
-    for (value, width, after) in [
-        (year, 4, '-'),
-        (month, 2, '-'),
-        (day, 2, 'T'),
-        (h, 2, ':'),
-        (m, 2, ':'),
-        (sec, 2, '.'),
-        (milli, 3, 'Z'),
+    // Digits written directly into a buffer: `format!` padding, or a push per character, cost
+    // more than the date arithmetic.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    for (value, at, width) in [
+        (year, 0, 4),
+        (month, 5, 2),
+        (day, 8, 2),
+        (h, 11, 2),
+        (m, 14, 2),
+        (sec, 17, 2),
+        (milli, 20, 3),
     ] {
-        push_digits(&mut out, value, width);
-        out.push(after);
+        put_digits(out.get_mut(at..at + width).unwrap_or_default(), value);
     }
-    out
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
-/// The last `width` decimal digits of `value` (non-negative), zero-padded.
-fn push_digits(out: &mut String, value: i64, width: usize) {
+/// The last `to.len()` decimal digits of `value` (non-negative), zero-padded, into `to`.
+fn put_digits(to: &mut [u8], value: i64) {
     // Least significant first, by constant divisions (a power of ten per digit cost more than
     // the rest of the timestamp).
-    let mut digits = [b'0'; 4];
     let mut v = value.unsigned_abs();
-    for d in digits.iter_mut().take(width) {
+    for d in to.iter_mut().rev() {
         *d = b'0' + u8::try_from(v % 10).unwrap_or(0);
         v /= 10;
-    }
-    for d in digits.iter().take(width).rev() {
-        out.push(char::from(*d));
     }
 }
 

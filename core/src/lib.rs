@@ -42,7 +42,7 @@ pub mod policy;
 pub mod tool_call;
 pub mod wire;
 
-pub use canonical::{to_canonical_vec, write_canonical};
+pub use canonical::{to_canonical_vec, write_canonical, write_json};
 pub use engine::{Engine, EngineStats};
 pub use env::{Environment, FixedEnv, format_ts, parse_ts};
 #[cfg(feature = "os")]

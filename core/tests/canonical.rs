@@ -5,7 +5,7 @@
     clippy::indexing_slicing,
     missing_docs
 )]
-//! Our JCS writer agrees byte-for-byte with the reference crate on random JSON.
+//! Our JCS writers agree byte-for-byte with the reference crate on random JSON.
 
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
@@ -61,6 +61,10 @@ proptest! {
         let ours = aa_core::to_canonical_vec(&v).unwrap();
         let reference = serde_json_canonicalizer::to_vec(&v).unwrap();
         prop_assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&reference));
+        // The serde-free writer of JSON values (the decision path's) writes the same bytes.
+        let mut direct = Vec::new();
+        aa_core::write_json(&v, &mut direct);
+        prop_assert_eq!(String::from_utf8_lossy(&direct), String::from_utf8_lossy(&reference));
     }
 }
 

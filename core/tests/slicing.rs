@@ -57,6 +57,12 @@ const TOOL: &[&str] = &[
     "context.tool == \"t1\"",
     "context.tool like \"t*\"",
     "context.args_json like \"*\\\"x\\\":1*\"",
+    // Floating literals, searched for all at once (fast::Literals): overlapping ones, one
+    // shared by two patterns, several in one pattern.
+    "context.args_json like \"*\\\"y\\\":*\"",
+    "context.args_json like \"*\\\":1*\"",
+    "context.args_json like \"*rm*\\\"x\\\":*\"",
+    "context.args_json like \"{*\\\"s\\\"*rf x*}\"",
     "resource.hasTag(\"x\") && resource.getTag(\"x\") == \"1\"",
     "resource.hasTag(\"s\") && resource.getTag(\"s\") like \"*rm -rf*\"",
     "resource.hasTag(\"x\")",
@@ -67,6 +73,8 @@ const TOOL: &[&str] = &[
 const FILE: &[&str] = &[
     "context.path like \"/p1*\"",
     "context.path like \"*1\"",
+    "context.path like \"*p*2\"",
+    "context.path like \"*1*\"",
     "context.access == \"write\"",
     "context.access != \"read\" && context.path == \"/p2\"",
     "resource == Path::\"/p1\"",

@@ -94,11 +94,19 @@ impl BudgetRule {
             return None;
         }
         match self.per {
-            BudgetScope::Agent => Some(format!("agent:{}", agent.agent_id)),
-            BudgetScope::Team => agent.team.as_ref().map(|t| format!("team:{t}")),
+            BudgetScope::Agent => Some(prefixed("agent:", &agent.agent_id)),
+            BudgetScope::Team => agent.team.as_deref().map(|t| prefixed("team:", t)),
             BudgetScope::Global => Some("global".to_owned()),
         }
     }
+}
+
+/// `prefix` then `id`, in one allocation (a counter key is made on every decision).
+fn prefixed(prefix: &str, id: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + id.len());
+    key.push_str(prefix);
+    key.push_str(id);
+    key
 }
 
 /// All budget rules of a policy bundle.

@@ -1,5 +1,8 @@
-use std::collections::HashMap;
 use std::sync::Mutex;
+
+// Looked up on every decision by budget name and counter key: a fast hasher (seeded per
+// process), not SipHash.
+use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -167,7 +170,7 @@ impl Counters {
     /// no allocation for a budget that exists: this is on the decision path.
     fn change(&mut self, budget: &str, key: String, f: impl FnOnce(&mut Counter)) {
         if !self.map.contains_key(budget) {
-            self.map.insert(budget.to_owned(), HashMap::new());
+            self.map.insert(budget.to_owned(), HashMap::default());
         }
         if let Some(keys) = self.map.get_mut(budget) {
             let slot = keys.entry(key).or_default();

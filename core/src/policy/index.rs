@@ -69,6 +69,8 @@ pub(crate) struct PolicyIndex {
     groups: Vec<Vec<usize>>,
     kinds: [KindIndex; 7],
     cache: RwLock<HashMap<[u32; 4], Arc<Slice>>>,
+    /// The floating literals of the set's `like` patterns, searched once per request.
+    pub(crate) literals: Option<fast::Literals>,
 }
 
 const NONE: u32 = u32::MAX;
@@ -76,16 +78,19 @@ const NONE: u32 = u32::MAX;
 impl PolicyIndex {
     /// Indexes `policies` (templates are rejected before this point).
     pub(crate) fn build(names: &Names, policies: Vec<Policy>) -> Self {
+        let mut conditions: Vec<Expr> = policies
+            .iter()
+            .map(|p| fast::compile(p, &names.actions))
+            .collect();
+        let literals = fast::Literals::assign(&mut conditions);
         let indexed = policies
             .iter()
-            .map(|p| {
-                let condition = fast::compile(p, &names.actions);
-                Indexed {
-                    id: p.id().to_string(),
-                    forbid: p.effect() == cedar_policy::Effect::Forbid,
-                    by_kind: ActionKind::ALL.map(|k| fast::for_kind(&condition, k)),
-                    condition,
-                }
+            .zip(conditions)
+            .map(|(p, condition)| Indexed {
+                id: p.id().to_string(),
+                forbid: p.effect() == cedar_policy::Effect::Forbid,
+                by_kind: ActionKind::ALL.map(|k| fast::for_kind(&condition, k)),
+                condition,
             })
             .collect();
         let mut index = PolicyIndex {
@@ -94,6 +99,7 @@ impl PolicyIndex {
             groups: Vec::new(),
             kinds: Default::default(),
             cache: RwLock::new(HashMap::new()),
+            literals,
         };
         for (i, policy) in index.policies.iter().enumerate() {
             let principal = match policy.principal_constraint() {

@@ -90,9 +90,12 @@ fn arg_tags(args: &Map<String, Value>) -> Vec<(String, RestrictedExpression)> {
 }
 
 pub(crate) fn args_json(args: Option<&Map<String, Value>>) -> String {
-    args.and_then(|a| crate::canonical::to_canonical_vec(a).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_else(|| "{}".to_owned())
+    let Some(args) = args else {
+        return "{}".to_owned();
+    };
+    let mut out = Vec::with_capacity(64);
+    crate::canonical::write_json_object(args, &mut out);
+    String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// Resource uid of `action` (also used by the policy index).
