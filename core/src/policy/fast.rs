@@ -101,7 +101,6 @@ impl Segment {
 /// substring search per pattern, and a pattern one of whose literals is absent is false.
 pub(crate) struct Literals {
     searcher: aho_corasick::AhoCorasick,
-    count: usize,
 }
 
 impl Literals {
@@ -136,15 +135,12 @@ impl Literals {
             .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&texts)
             .ok()?;
-        Some(Literals {
-            searcher,
-            count: texts.len(),
-        })
+        Some(Literals { searcher })
     }
 
     /// A bit per literal: set when it occurs in `text`.
     fn occurring(&self, text: &str) -> Vec<u64> {
-        let mut bits = vec![0u64; self.count.div_ceil(64)];
+        let mut bits = vec![0u64; self.searcher.patterns_len().div_ceil(64)];
         for m in self.searcher.find_overlapping_iter(text) {
             let id = m.pattern().as_usize();
             if let Some(word) = bits.get_mut(id / 64) {
@@ -942,7 +938,6 @@ impl<'a> FastRequest<'a> {
         Some(found)
     }
 
-    /// Evaluates a policy's whole condition: `Some(satisfied)` or `None` (ask Cedar).
     /// False when a literal of `needs` occurs nowhere in `text` (the value of `field`): one
     /// search for all of the set's literals per field and request, then a bit per pattern.
     fn may_hold(&self, field: Field, text: &str, needs: &[u32]) -> bool {
@@ -960,6 +955,7 @@ impl<'a> FastRequest<'a> {
         bits.is_some_and(|bits| needs.iter().all(|id| Literals::has(bits, *id)))
     }
 
+    /// Evaluates a policy's whole condition: `Some(satisfied)` or `None` (ask Cedar).
     pub(crate) fn satisfied(&'a self, e: &'a Expr) -> Option<bool> {
         self.test(e)
     }
@@ -1078,7 +1074,7 @@ mod tests {
             like("*bcd*x"),
         ];
         let lits = Literals::assign(&mut conds).expect("literals");
-        assert_eq!(lits.count, 3, "abc, bcd (shared), x");
+        assert_eq!(lits.searcher.patterns_len(), 3, "abc, bcd (shared), x");
         let needs = |e: &Expr| match e {
             Expr::CtxLike(_, _, n) => n.clone(),
             _ => Vec::new(),
