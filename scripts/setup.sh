@@ -6,21 +6,125 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
+# The downloads (Debian packages, PyPI, npm) wait on the network and dpkg, the two cargo installs
+# on the CPU: they run side by side, each background job with its own log, shown if it fails.
+JOB_LOGS=$(mktemp -d)
+# On a failure the jobs still running are stopped, not left behind.
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$JOB_LOGS"' EXIT
+declare -A JOB_PIDS=()
+background() {  # background NAME FUNCTION: run FUNCTION in the background, its output in a log
+  "$2" >"$JOB_LOGS/$1.log" 2>&1 &
+  JOB_PIDS[$1]=$!
+}
+await() {  # await NAME: wait for a background job; on failure show its log and stop
+  if ! wait "${JOB_PIDS[$1]}"; then
+    log "$1 failed:"
+    cat "$JOB_LOGS/$1.log" >&2
+    exit 1
+  fi
+  cat "$JOB_LOGS/$1.log" >&2
+}
+
 # Debian packages: the wasm32 toolchain (Debian's rustc-web, linked into rustup as `web`) and
 # the eBPF one (core for bpfel-unknown-none, which pulls clang/LLVM 22; bpftool); valgrind for the
 # FFI binding's leak check; PostgreSQL for the replica tests (scripts/pg.sh runs its own
-# throwaway cluster; the package's default cluster is not used).
+# throwaway cluster; the package's default cluster is not used). Debian's chromium (without its
+# recommends) for the WASM package's browser test.
 APT_PACKAGES=(rustc-web cargo-web rust-web-src lld-22 libstd-rust-web-dev-bpf bpftool valgrind postgresql)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+debian_packages() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
+  if ((${#missing[@]})) || ! installed chromium; then apt-get update -qq; fi
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ! installed chromium; then
+    log "installing chromium"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
+}
+
+# A venv with pinned packages, rebuilt when the pins change (a marker file holds them).
+pip_venv() {  # pip_venv DIR PACKAGE...
+  local venv=$1
+  shift
+  if [ ! -f "$venv/.aa-ready" ] || [ "$(cat "$venv/.aa-ready")" != "$*" ]; then
+    log "installing $* into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "$@"
+    echo "$*" > "$venv/.aa-ready"
+  fi
+}
+# An npm directory with pinned packages, the same way.
+npm_dir() {  # npm_dir DIR PACKAGE...
+  local dir=$1
+  shift
+  if [ ! -f "$dir/.aa-ready" ] || [ "$(cat "$dir/.aa-ready")" != "$*" ]; then
+    log "installing $* into $dir"
+    mkdir -p "$dir"
+    # Some pins declare node >=22 (EBADENGINE warnings, e.g. openai 7); they run on Node 20.
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error --save-exact "$@" >/dev/null)
+    echo "$*" > "$dir/.aa-ready"
+  fi
+}
+
+# Python tools for the tests (outside the clone, like the build cache): schemathesis.
+schemathesis_venv() { pip_venv "${AA_VENV:-/var/cache/aa/venv}" "schemathesis==4.32.5"; }
+# The Python SDK's build and test tools (its own venv: framework pins differ from schemathesis).
+# openai and mcp (2.x) are also what the example Python agent (examples/agents/python) imports.
+sdk_venv() {
+  pip_venv "${AA_SDK_VENV:-/var/cache/aa/venv-sdk}" "maturin>=1.16,<2" "pytest>=8" \
+    "pytest-asyncio>=0.24" "pytest-benchmark>=5" cedarpy langchain-core openai-agents openai mcp \
+    ruff "mypy>=1.10" requests "httpx[http2]"
+}
+# The proxy's peers, the SDKs users run through it (their own venv: `mcp` 1.x here, while
+# openai-agents in the SDK venv pulls mcp 2.x): the MCP Python SDK, anthropic, LiteLLM, openai.
+proxy_venv() {
+  pip_venv "${AA_PROXY_VENV:-/var/cache/aa/venv-proxy}" "mcp==1.30.0" "anthropic==2.14.0" \
+    "litellm==1.110.2" "openai==3.57.0" "uvicorn==0.54.0" "pytest>=8" "pytest-asyncio>=0.24" \
+    requests "httpx[http2]" websockets
+}
+# Node peers for the proxy tests: undici (fetch through a proxy on Node 20), the MCP TypeScript
+# SDK, the Vercel AI SDK and its OpenAI provider (ai 6 / @ai-sdk/openai 3: the newest that run on
+# Node 20; ai 7 needs Node 22).
+proxy_node_tools() {
+  npm_dir "${AA_NODE_TOOLS:-/var/cache/aa/node-tools}" undici@6.29.1 @modelcontextprotocol/sdk@1.32.2 \
+    ai@6.0.325 @ai-sdk/openai@3.0.141 zod@4.6.7
+}
+# The TypeScript example agent (examples/agents/typescript): the official openai npm SDK, the MCP
+# TypeScript SDK, undici (Node 20's fetch ignores HTTPS_PROXY) and tsc. Outside the clone;
+# examples/agents/typescript/build.sh links it as node_modules.
+agents_node_tools() {
+  npm_dir "${AA_AGENTS_NODE_TOOLS:-/var/cache/aa/node-tools-agents}" openai@7.59.0 \
+    @modelcontextprotocol/sdk@1.32.2 undici@6.29.1 zod@4.6.7 typescript@7.0.2 @types/node@20.19.30
+}
+# The WASM package's browser test: playwright-core (npm) drives Debian's chromium;
+# @cedar-policy/cedar-wasm for the size/speed comparison; outside the clone.
+wasm_node_tools() {
+  npm_dir "${AA_WASM_NODE_TOOLS:-/var/cache/aa/node-tools-wasm}" playwright-core@1.65.1 \
+    @cedar-policy/cedar-wasm@4
+}
+
+background debian debian_packages
+for job in schemathesis_venv sdk_venv proxy_venv proxy_node_tools agents_node_tools wasm_node_tools; do
+  background "$job" "$job"
 done
-if ((${#missing[@]})); then
-  log "installing Debian packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+
+# wasm-bindgen's CLI, the exact version of the crate's pinned `wasm-bindgen` (bindings/wasm).
+# Not --locked: its lock file pins a crate the index no longer has.
+WASM_BINDGEN_VERSION=0.2.130
+if ! "${CARGO_HOME:-$HOME/.cargo}/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+  log "building wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  cargo install -q "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
 fi
 
+await debian
 if ! rustup toolchain list | grep -q '^web'; then
   log "linking Debian's rustc-web as the rustup toolchain 'web'"
   rustup toolchain link web /usr
@@ -34,85 +138,7 @@ if ! "${CARGO_HOME:-$HOME/.cargo}/bin/bpf-linker" --version 2>/dev/null | grep -
     --no-default-features --features llvm-22
 fi
 
-# wasm-bindgen's CLI, the exact version of the crate's pinned `wasm-bindgen` (bindings/wasm).
-# Not --locked: its lock file pins a crate the index no longer has.
-WASM_BINDGEN_VERSION=0.2.130
-if ! "${CARGO_HOME:-$HOME/.cargo}/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
-  log "building wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-  cargo install -q "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
-fi
-
-# Python tools for the tests (outside the clone, like the build cache).
-VENV="${AA_VENV:-/var/cache/aa/venv}"
-SCHEMATHESIS_VERSION=4.32.5
-if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-  log "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
-fi
-
-# The Python SDK's build and test tools (its own venv: framework pins differ from schemathesis).
-SDK_VENV="${AA_SDK_VENV:-/var/cache/aa/venv-sdk}"
-# openai and mcp (2.x) are also what the example Python agent (examples/agents/python) imports.
-SDK_PACKAGES=("maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=5" cedarpy langchain-core openai-agents openai mcp ruff "mypy>=1.10" requests "httpx[http2]")
-if [ ! -f "$SDK_VENV/.aa-ready" ] || [ "$(cat "$SDK_VENV/.aa-ready")" != "${SDK_PACKAGES[*]}" ]; then
-  log "installing the Python SDK tools into $SDK_VENV"
-  python3 -m venv "$SDK_VENV"
-  "$SDK_VENV/bin/pip" install -q "${SDK_PACKAGES[@]}"
-  echo "${SDK_PACKAGES[*]}" > "$SDK_VENV/.aa-ready"
-fi
-
-# The proxy's peers, the SDKs users run through it (their own venv: `mcp` 1.x here, while
-# openai-agents in the SDK venv pulls mcp 2.x): the MCP Python SDK, anthropic, LiteLLM, openai.
-PROXY_VENV="${AA_PROXY_VENV:-/var/cache/aa/venv-proxy}"
-PROXY_PACKAGES=("mcp==1.30.0" "anthropic==2.14.0" "litellm==1.110.2" "openai==3.57.0" "uvicorn==0.54.0" "pytest>=8" "pytest-asyncio>=0.24" requests "httpx[http2]" websockets)
-if [ ! -f "$PROXY_VENV/.aa-ready" ] || [ "$(cat "$PROXY_VENV/.aa-ready")" != "${PROXY_PACKAGES[*]}" ]; then
-  log "installing the proxy tests' SDKs into $PROXY_VENV"
-  python3 -m venv "$PROXY_VENV"
-  "$PROXY_VENV/bin/pip" install -q "${PROXY_PACKAGES[@]}"
-  echo "${PROXY_PACKAGES[*]}" > "$PROXY_VENV/.aa-ready"
-fi
-
-# Node peers for the proxy tests: undici (fetch through a proxy on Node 20), the MCP TypeScript
-# SDK, the Vercel AI SDK and its OpenAI provider (ai 6 / @ai-sdk/openai 3: the newest that run on
-# Node 20; ai 7 needs Node 22).
-NODE_TOOLS="${AA_NODE_TOOLS:-/var/cache/aa/node-tools}"
-NODE_PACKAGES=(undici@6.29.1 @modelcontextprotocol/sdk@1.32.2 ai@6.0.325 @ai-sdk/openai@3.0.141 zod@4.6.7)
-if [ ! -f "$NODE_TOOLS/.aa-ready" ] || [ "$(cat "$NODE_TOOLS/.aa-ready")" != "${NODE_PACKAGES[*]}" ]; then
-  log "installing ${NODE_PACKAGES[*]} into $NODE_TOOLS"
-  mkdir -p "$NODE_TOOLS"
-  (cd "$NODE_TOOLS" && npm install --silent --no-audit --no-fund --save-exact "${NODE_PACKAGES[@]}" >/dev/null)
-  echo "${NODE_PACKAGES[*]}" > "$NODE_TOOLS/.aa-ready"
-fi
-
-# The TypeScript example agent (examples/agents/typescript): the official openai npm SDK, the MCP
-# TypeScript SDK, undici (Node 20's fetch ignores HTTPS_PROXY) and tsc. Outside the clone;
-# examples/agents/typescript/build.sh links it as node_modules.
-AGENTS_NODE_TOOLS="${AA_AGENTS_NODE_TOOLS:-/var/cache/aa/node-tools-agents}"
-AGENTS_NODE_PACKAGES=(openai@7.59.0 @modelcontextprotocol/sdk@1.32.2 undici@6.29.1 zod@4.6.7 typescript@7.0.2 @types/node@20.19.30)
-if [ ! -f "$AGENTS_NODE_TOOLS/.aa-ready" ] || [ "$(cat "$AGENTS_NODE_TOOLS/.aa-ready")" != "${AGENTS_NODE_PACKAGES[*]}" ]; then
-  log "installing ${AGENTS_NODE_PACKAGES[*]} into $AGENTS_NODE_TOOLS"
-  mkdir -p "$AGENTS_NODE_TOOLS"
-  # openai 7 declares node >=22 (an EBADENGINE warning); it runs on Node 20.
-  (cd "$AGENTS_NODE_TOOLS" && npm install --no-audit --no-fund --loglevel=error --save-exact "${AGENTS_NODE_PACKAGES[@]}" >/dev/null)
-  echo "${AGENTS_NODE_PACKAGES[*]}" > "$AGENTS_NODE_TOOLS/.aa-ready"
-fi
-
-# The WASM package's browser test: Debian's chromium driven by playwright-core (npm), and
-# @cedar-policy/cedar-wasm for the size/speed comparison; outside the clone.
-if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
-  log "installing chromium"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
-WASM_NODE_TOOLS="${AA_WASM_NODE_TOOLS:-/var/cache/aa/node-tools-wasm}"
-if [ ! -d "$WASM_NODE_TOOLS/node_modules/playwright-core" ] || [ ! -d "$WASM_NODE_TOOLS/node_modules/@cedar-policy/cedar-wasm" ]; then
-  log "installing playwright-core and @cedar-policy/cedar-wasm into $WASM_NODE_TOOLS"
-  mkdir -p "$WASM_NODE_TOOLS"
-  (cd "$WASM_NODE_TOOLS" && npm install --silent --no-audit --no-fund playwright-core@1.65.1 @cedar-policy/cedar-wasm@4 >/dev/null)
-fi
-
-for c in rustfmt clippy; do
-  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+for job in schemathesis_venv sdk_venv proxy_venv proxy_node_tools agents_node_tools wasm_node_tools; do
+  await "$job"
 done
 log "ready"
