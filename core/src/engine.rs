@@ -245,7 +245,7 @@ impl Engine {
                 literals: policy.index.literals.as_ref(),
                 found: std::cell::RefCell::default(),
             };
-            match fast_verdict(&policy.index, &slice.members, kind, &fast) {
+            match fast_verdict(&policy.index, slice.members(layer), kind, layer, &fast) {
                 Some(v) => {
                     self.stats.fast.fetch_add(1, Ordering::Relaxed);
                     Ok(v)
@@ -569,13 +569,14 @@ fn fast_verdict(
     index: &PolicyIndex,
     members: &[usize],
     kind: ActionKind,
+    layer: Layer,
     request: &FastRequest<'_>,
 ) -> Option<Verdict> {
     let mut forbids = Vec::new();
     let mut permits = Vec::new();
     for &m in members {
         let p = index.policy(m)?;
-        if request.satisfied(p.condition_for(kind))? {
+        if request.satisfied(p.condition_for(kind, layer))? {
             if p.forbid {
                 forbids.push(p.id.clone());
             } else {

@@ -29,6 +29,9 @@ fn principal() -> impl Strategy<Value = String> {
 /// Conditions valid for any action (strict validation), including ones the fast path cannot
 /// evaluate (an overflow Cedar raises on, an extension function) to exercise the fallback.
 const COMMON: &[&str] = &[
+    // Constants: the fast path folds `x && true` and `x || false` into `x`.
+    "true",
+    "false",
     "context.layer == \"sdk\"",
     "context.layer != \"proxy\"",
     "context.time.hour < 12",

@@ -100,6 +100,14 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// Every layer, in declaration order.
+    pub const ALL: [Layer; 3] = [Layer::Sdk, Layer::Proxy, Layer::Ebpf];
+
+    /// Position in [`Layer::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The wire name (`sdk`, `proxy`, `ebpf`).
     pub fn as_str(self) -> &'static str {
         match self {

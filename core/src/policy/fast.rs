@@ -383,18 +383,24 @@ pub(crate) fn compile(policy: &Policy, known_actions: &[EntityUid]) -> Expr {
     specialise(iter.fold(first, |acc, e| Expr::And(b(acc), b(e))))
 }
 
-/// A condition as evaluated on requests of `kind` (`None`: unchanged): `context has f` becomes
-/// a constant where the kind alone decides it, and `&&`, `||` and `!` with a constant left side
-/// are reduced as Cedar's short-circuit would evaluate them. Only boolean positions (the
-/// condition and the operands of `&&`, `||`, `!`) are rewritten, where `test` demands a boolean
-/// of what remains, so a non-boolean operand still fails as it does in Cedar.
-pub(crate) fn for_kind(e: &Expr, kind: ActionKind) -> Option<Expr> {
+/// A condition as evaluated on requests of `kind` seen by `layer` (`None`: unchanged):
+/// `context has f` becomes a constant where the kind alone decides it, `context.layer == "…"`
+/// (and `!=`) a constant, and `&&`, `||` and `!` with a constant operand are reduced — a
+/// constant left side as Cedar's short-circuit would evaluate it, a constant right side only
+/// where it is the identity (`x && true`, `x || false`: whatever `x` gives, a boolean or an
+/// error, the whole gives too). Only boolean positions (the condition and the operands of `&&`,
+/// `||`, `!`) are rewritten, where `test` demands a boolean of what remains, so a non-boolean
+/// operand still fails as it does in Cedar.
+pub(crate) fn for_class(e: &Expr, kind: ActionKind, layer: Layer) -> Option<Expr> {
     let t = Expr::Lit(Lit::Bool(true));
     let f = Expr::Lit(Lit::Bool(false));
-    let fold = |x: &Expr| for_kind(x, kind);
+    let fold = |x: &Expr| for_class(x, kind, layer);
     let is = |x: &Expr, v: bool| matches!(x, Expr::Lit(Lit::Bool(b)) if *b == v);
     match e {
         Expr::CtxHas(field) => field.presence(kind).map(|v| Expr::Lit(Lit::Bool(v))),
+        Expr::CtxStrEq(Field::Layer, lit, want) => {
+            Some(Expr::Lit(Lit::Bool((layer.as_str() == lit) == *want)))
+        }
         Expr::And(l, r) | Expr::Or(l, r) => {
             let and = matches!(e, Expr::And(..));
             let left = fold(l);
@@ -407,6 +413,10 @@ pub(crate) fn for_kind(e: &Expr, kind: ActionKind) -> Option<Expr> {
                 return Some(fold(r).unwrap_or_else(|| (**r).clone()));
             }
             let right = fold(r);
+            // `l && true` and `l || false` are `l`.
+            if is(right.as_ref().unwrap_or(r), and) {
+                return Some(left.unwrap_or_else(|| (**l).clone()));
+            }
             if left.is_none() && right.is_none() {
                 return None;
             }

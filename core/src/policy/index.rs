@@ -18,7 +18,7 @@ use cedar_policy::{
 
 use super::fast::{self, Expr};
 use super::request::Names;
-use crate::model::ActionKind;
+use crate::model::{ActionKind, Layer};
 
 /// Most cached slices per compiled policy set before the cache is emptied.
 const MAX_CACHED_SLICES: usize = 16_384;
@@ -36,10 +36,18 @@ struct KindIndex {
 }
 
 /// The policies that can apply to one kind of request: as a Cedar set, and as indexes into
-/// [`PolicyIndex::policy`].
+/// [`PolicyIndex::policy`] for each layer, without those the kind and the layer make false
+/// ([`Indexed::condition_for`]).
 pub(crate) struct Slice {
     pub set: PolicySet,
-    pub members: Vec<usize>,
+    by_layer: [Vec<usize>; Layer::ALL.len()],
+}
+
+impl Slice {
+    /// The members the fast path evaluates for a request seen by `layer`.
+    pub(crate) fn members(&self, layer: Layer) -> &[usize] {
+        self.by_layer.get(layer.index()).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// One indexed policy: its id, effect and fast-path condition.
@@ -47,18 +55,34 @@ pub(crate) struct Indexed {
     pub id: String,
     pub forbid: bool,
     pub condition: Expr,
-    /// The condition for requests of each action kind, where that kind simplifies it
-    /// ([`fast::for_kind`]).
-    by_kind: [Option<Expr>; 7],
+    /// The condition for requests of each action kind and layer, where they simplify it
+    /// ([`fast::for_class`]), at [`class`].
+    by_class: [Option<Expr>; CLASSES],
+}
+
+/// How many (action kind, layer) classes of requests there are.
+const CLASSES: usize = ActionKind::ALL.len() * Layer::ALL.len();
+
+/// The position of (`kind`, `layer`) among the classes.
+fn class(kind: ActionKind, layer: Layer) -> usize {
+    kind.index() * Layer::ALL.len() + layer.index()
 }
 
 impl Indexed {
-    /// The condition to evaluate on a request of `kind`.
-    pub(crate) fn condition_for(&self, kind: ActionKind) -> &Expr {
-        match self.by_kind.get(kind.index()) {
+    /// The condition to evaluate on a request of `kind` seen by `layer`.
+    pub(crate) fn condition_for(&self, kind: ActionKind, layer: Layer) -> &Expr {
+        match self.by_class.get(class(kind, layer)) {
             Some(Some(e)) => e,
             _ => &self.condition,
         }
+    }
+
+    /// Whether the policy can be satisfied by a request of `kind` seen by `layer` at all.
+    fn may_apply(&self, kind: ActionKind, layer: Layer) -> bool {
+        !matches!(
+            self.condition_for(kind, layer),
+            Expr::Lit(fast::Lit::Bool(false))
+        )
     }
 }
 
@@ -89,7 +113,11 @@ impl PolicyIndex {
             .map(|(p, condition)| Indexed {
                 id: p.id().to_string(),
                 forbid: p.effect() == cedar_policy::Effect::Forbid,
-                by_kind: ActionKind::ALL.map(|k| fast::for_kind(&condition, k)),
+                by_class: std::array::from_fn(|c| {
+                    let kind = ActionKind::ALL.get(c / Layer::ALL.len())?;
+                    let layer = Layer::ALL.get(c % Layer::ALL.len())?;
+                    fast::for_class(&condition, *kind, *layer)
+                }),
                 condition,
             })
             .collect();
@@ -194,7 +222,15 @@ impl PolicyIndex {
                 let _ = set.add(p.clone());
             }
         }
-        let set = Arc::new(Slice { set, members });
+        let by_layer = Layer::ALL.map(|layer| {
+            let applies = |m: &&usize| {
+                self.indexed
+                    .get(**m)
+                    .is_none_or(|p| p.may_apply(kind, layer))
+            };
+            members.iter().filter(applies).copied().collect()
+        });
+        let set = Arc::new(Slice { set, by_layer });
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED_SLICES {
             cache.clear();
