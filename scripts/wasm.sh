@@ -15,7 +15,7 @@ WASM_BINDGEN="${WASM_BINDGEN:-$(command -v wasm-bindgen || echo "${CARGO_HOME:-$
 
 build() {
   log "cargo +web build aa-wasm (wasm32-unknown-unknown, build-std)"
-  RUSTC_BOOTSTRAP=1 cargo +web build -q --locked -p aa-wasm --profile wasm-release \
+  RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" cargo +web build -q --locked -p aa-wasm --profile wasm-release \
     --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
   local flags=(--remove-name-section --remove-producers-section)
   "$WASM_BINDGEN" "${flags[@]}" --target nodejs --out-dir "$PKG/node" "$WASM"
