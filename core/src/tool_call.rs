@@ -129,6 +129,57 @@ pub enum ArgValue {
     TooDeep,
 }
 
+impl ArgValue {
+    /// A host double (JS numbers): an integer when whole and within ±(2^53−1), else a float.
+    pub fn double(n: f64) -> ArgValue {
+        match whole_double(n) {
+            Some(i) => ArgValue::Int(i),
+            None => ArgValue::Float(n),
+        }
+    }
+}
+
+/// `n` as an integer when it is whole and within ±(2^53−1).
+fn whole_double(n: f64) -> Option<i64> {
+    const SAFE: f64 = 9_007_199_254_740_991.0;
+    #[allow(clippy::cast_possible_truncation)] // whole and within ±2^53
+    (n.fract() == 0.0 && n.abs() <= SAFE).then_some(n as i64)
+}
+
+/// How the numbers of arguments that a binding received as JSON text are read
+/// ([`ArgRules::json_args`]), so that they come out as the host's own values would through
+/// [`ArgValue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JsonNumbers {
+    /// Integers that fit `i64` and floats are themselves; a larger integer becomes its decimal
+    /// text (as [`ArgValue::Other`]).
+    Exact,
+    /// Every number is a double ([`ArgValue::double`]): the JSON text of a JS value.
+    Double,
+}
+
+impl JsonNumbers {
+    /// The value a number becomes, when not itself.
+    fn read(self, n: &Number) -> Option<Value> {
+        match self {
+            JsonNumbers::Exact => {
+                (n.is_u64() && n.as_i64().is_none()).then(|| Value::String(n.to_string()))
+            }
+            JsonNumbers::Double => {
+                if n.as_i64().is_some_and(|i| i.unsigned_abs() < 1 << 53) {
+                    return None; // an integer a double holds exactly, and within ±(2^53−1)
+                }
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                Some(match whole_double(f) {
+                    Some(i) => Value::from(i),
+                    None => Number::from_f64(f).map_or(Value::Null, Value::Number),
+                })
+            }
+        }
+    }
+}
+
 /// The redaction rules of one governed function: the secret names of [`SECRET_NAME_PATTERN`]
 /// plus the function's own list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -175,6 +226,24 @@ impl ArgRules {
         map
     }
 
+    /// [`ArgRules::args`] of arguments the binding received as JSON text and parsed (one
+    /// parse, no [`ArgValue`] in between): the same redaction, truncation and depth cut, and
+    /// numbers read as `numbers` says.
+    pub fn json_args(
+        &self,
+        mut args: Map<String, Value>,
+        numbers: JsonNumbers,
+    ) -> Map<String, Value> {
+        for (name, value) in &mut args {
+            if self.is_secret_name(name) {
+                *value = Value::String(REDACTED.to_owned());
+            } else {
+                clean_json(value, 1, numbers);
+            }
+        }
+        args
+    }
+
     /// The [`Action::ToolCall`] of calling `tool` with `args`.
     pub fn action<I>(&self, tool: impl Into<String>, args: I) -> Action
     where
@@ -210,6 +279,29 @@ pub fn to_json(value: ArgValue, depth: usize) -> Value {
         ),
         ArgValue::Cycle => Value::String(CYCLE.to_owned()),
         ArgValue::TooDeep => Value::String(TOO_DEEP.to_owned()),
+    }
+}
+
+/// [`to_json`] of a value that is JSON already, in place.
+fn clean_json(value: &mut Value, depth: usize, numbers: JsonNumbers) {
+    if depth > MAX_DEPTH {
+        *value = Value::String(TOO_DEEP.to_owned());
+        return;
+    }
+    match value {
+        Value::String(s) => *s = clean(std::mem::take(s)),
+        Value::Number(n) => {
+            if let Some(v) = numbers.read(n) {
+                *value = v;
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| clean_json(v, depth + 1, numbers)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|v| clean_json(v, depth + 1, numbers)),
+        Value::Null | Value::Bool(_) => {}
     }
 }
 

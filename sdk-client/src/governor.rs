@@ -280,7 +280,13 @@ impl Governor {
     where
         I: IntoIterator<Item = (String, ArgValue)>,
     {
-        let (action, decision) = self.decide_tool(tool, args, rules);
+        self.begin_action(rules.action(tool, args))
+    }
+
+    /// Decides `action` and holds it when allowed, as [`Governor::begin_tool`] (a binding that
+    /// built the tool call itself, say from arguments received as JSON text).
+    pub fn begin_action(&self, action: Action) -> Began {
+        let decision = self.decide(&action);
         self.begin(action, decision)
     }
 

@@ -16,16 +16,16 @@
 //! - [`ConformanceEngine`]: the core engine on a fixed clock, to run the shared `conformance/`
 //!   cases through this ABI.
 //!
-//! Tool-call arguments cross the boundary as JSON text (an object), converted here to the
-//! core's neutral [`aa_core::tool_call::ArgValue`]: every host has a JSON encoder, the
-//! conversion is written once, and a recursive uniffi enum would cost one generated class per
-//! value and a foreign-language walk per argument.
+//! Tool-call arguments cross the boundary as JSON text (an object), read by the core's
+//! [`ArgRules::json_args`]: every host has a JSON encoder, the conversion is written once, and
+//! a recursive uniffi enum would cost one generated class per value and a foreign-language walk
+//! per argument.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aa_core::tool_call::{ArgRules, ArgValue, CallEnd, ResultShape};
+use aa_core::tool_call::{ArgRules, CallEnd, JsonNumbers, ResultShape};
 use aa_core::{Action, Agent, FixedEnv, Layer, PolicyBundle, Usage};
 use aa_sdk_client::{ClientConfig, ClientError, ConfigInput, GatewayError, Mode};
 
@@ -374,30 +374,10 @@ pub struct Stats {
     pub policy_version: Option<String>,
 }
 
-/// Converts a JSON value to the core's neutral argument value: integers outside `i64` keep
-/// their decimal text, as in every binding.
-fn to_arg(v: serde_json::Value) -> ArgValue {
-    use serde_json::Value;
-    match v {
-        Value::Null => ArgValue::Null,
-        Value::Bool(b) => ArgValue::Bool(b),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => ArgValue::Int(i),
-            (None, Some(f)) if !n.is_u64() => ArgValue::Float(f),
-            _ => ArgValue::Other(n.to_string()),
-        },
-        Value::String(s) => ArgValue::Str(s),
-        Value::Array(items) => ArgValue::List(items.into_iter().map(to_arg).collect()),
-        Value::Object(map) => ArgValue::Map(map.into_iter().map(|(k, v)| (k, to_arg(v))).collect()),
-    }
-}
-
 /// The named arguments of a tool call, from a JSON object.
-fn to_args(args_json: &str) -> Result<Vec<(String, ArgValue)>, AaError> {
+fn to_args(args_json: &str) -> Result<serde_json::Map<String, serde_json::Value>, AaError> {
     match aa_core::ModelError::parse::<serde_json::Value>(args_json)? {
-        serde_json::Value::Object(map) => {
-            Ok(map.into_iter().map(|(k, v)| (k, to_arg(v))).collect())
-        }
+        serde_json::Value::Object(map) => Ok(map),
         other => Err(invalid(format!(
             "tool arguments must be a JSON object, not {}",
             match other {
@@ -466,8 +446,10 @@ impl Governor {
         args_json: String,
         redact: Vec<String>,
     ) -> Result<Arc<ToolCall>, AaError> {
-        let args = to_args(&args_json)?;
-        let (action, decision) = self.inner.decide_tool(&tool, args, &ArgRules::new(redact));
+        // Integers outside i64 keep their decimal text, as in every binding.
+        let args = ArgRules::new(redact).json_args(to_args(&args_json)?, JsonNumbers::Exact);
+        let action = Action::ToolCall { tool, args };
+        let decision = self.inner.decide(&action);
         let decision = Decision::new(decision);
         if !decision.allowed() {
             return Err(decision.denied());
@@ -647,24 +629,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn arguments_become_neutral_values() {
-        let mut args = to_args(
-            r#"{"big": 18446744073709551615, "f": 1.5, "l": [null, true], "n": 3, "q": "x"}"#,
-        )
-        .unwrap();
-        args.sort_by(|a, b| a.0.cmp(&b.0));
+    fn arguments_are_read_as_json() {
+        let args = ArgRules::default().json_args(
+            to_args(r#"{"big": 18446744073709551615, "f": 1.5, "l": [null, true], "n": 3, "token": "x"}"#)
+                .unwrap(),
+            JsonNumbers::Exact,
+        );
         assert_eq!(
-            args,
-            vec![
-                ("big".into(), ArgValue::Other("18446744073709551615".into())),
-                ("f".into(), ArgValue::Float(1.5)),
-                (
-                    "l".into(),
-                    ArgValue::List(vec![ArgValue::Null, ArgValue::Bool(true)])
-                ),
-                ("n".into(), ArgValue::Int(3)),
-                ("q".into(), ArgValue::Str("x".into())),
-            ]
+            serde_json::Value::Object(args),
+            serde_json::json!({"big": "18446744073709551615", "f": 1.5, "l": [null, true], "n": 3,
+                               "token": "[redacted]"})
         );
     }
 

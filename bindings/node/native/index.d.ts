@@ -103,9 +103,9 @@ export declare class Governor {
    * [`Governor::decide_tool`]).
    */
   beginTool(tool: string, args?: unknown | undefined | null, rules?: ArgRules | undefined | null): number | Decision
-  /** [`Governor::begin_call`] with the argument array as JSON text (see [`from_json`]). */
+  /** [`Governor::begin_call`] with the argument array as JSON text (see [`parse_json`]). */
   beginCallJson(tool: string, argvJson: string, rules: ArgRules): number | Decision
-  /** [`Governor::begin_tool`] with the argument object as JSON text (see [`from_json`]). */
+  /** [`Governor::begin_tool`] with the argument object as JSON text (see [`parse_json`]). */
   beginToolJson(tool: string, argsJson: string, rules?: ArgRules | undefined | null): number | Decision
   /**
    * Records that the call of `ticket` returned `result` (its size, never its content). A

@@ -12,7 +12,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aa_core::tool_call::{ArgRules as RustArgRules, ArgValue, CallEnd, MAX_DEPTH, ResultShape};
+use aa_core::tool_call::{
+    ArgRules as RustArgRules, ArgValue, CallEnd, JsonNumbers, MAX_DEPTH, ResultShape,
+};
 use aa_core::{Action, Agent, Decision as RustDecision, FixedEnv, Layer, Outcome, PolicyBundle};
 use aa_sdk_client::{
     Began, ClientConfig, ClientError, ConfigInput, GatewayError, Governor as RustGovernor, Mode,
@@ -22,6 +24,7 @@ use napi::bindgen_prelude::{
 };
 use napi::{Env, JsValue, Task, Unknown, ValueType};
 use napi_derive::napi;
+use serde_json::{Map, Value};
 
 // mimalloc for the module's own (Rust) heap, not Node's: a governed call allocates the action,
 // its decision and two audit events, and glibc's malloc/free cost about 13k of its ~53k
@@ -156,71 +159,36 @@ enum Shape<'e> {
     Text,
 }
 
-/// A JS number: an integer when whole and within ±(2^53−1), else a float.
-fn number(n: f64) -> ArgValue {
-    const SAFE: f64 = 9_007_199_254_740_991.0;
-    if n.fract() == 0.0 && n.abs() <= SAFE {
-        #[allow(clippy::cast_possible_truncation)] // whole and within ±2^53
-        ArgValue::Int(n as i64)
-    } else {
-        ArgValue::Float(n)
-    }
-}
-
 /// Arguments the package sent as JSON text: it does so only for plain objects and arrays of
 /// well-formed strings, numbers, booleans and null (`jsonText` in `lib/index.cjs`), whose text
-/// reads back as exactly what [`Converter`] would give — without an N-API call per key and
-/// value.
-fn from_json(value: serde_json::Value) -> ArgValue {
-    use serde_json::Value as Json;
-    match value {
-        Json::Null => ArgValue::Null,
-        Json::Bool(b) => ArgValue::Bool(b),
-        Json::Number(n) => number(n.as_f64().unwrap_or(f64::NAN)),
-        Json::String(s) => ArgValue::Str(s),
-        Json::Array(items) => ArgValue::List(items.into_iter().map(from_json).collect()),
-        Json::Object(map) => ArgValue::Map(entries(map)),
-    }
-}
-
-/// The entries of a JSON object, in order, as named arguments.
-fn entries(map: serde_json::Map<String, serde_json::Value>) -> Vec<(String, ArgValue)> {
-    map.into_iter().map(|(k, v)| (k, from_json(v))).collect()
-}
-
-fn parse_json(json: &str) -> Result<serde_json::Value> {
+/// reads back — numbers as doubles ([`JsonNumbers::Double`]) — as exactly what [`Converter`]
+/// would give, without an N-API call per key and value.
+fn parse_json(json: &str) -> Result<Value> {
     serde_json::from_str(json).map_err(invalid)
 }
 
 /// [`Converter::positional`] of an argument array sent as JSON text.
-fn positional_json(json: &str, names: Option<&[String]>) -> Result<Vec<(String, ArgValue)>> {
-    let serde_json::Value::Array(items) = parse_json(json)? else {
+fn positional_json(json: &str, names: Option<&[String]>) -> Result<Map<String, Value>> {
+    let Value::Array(items) = parse_json(json)? else {
         return Err(invalid("the arguments are not a JSON array"));
     };
     Ok(match names {
-        Some(names) => names
-            .iter()
-            .cloned()
-            .zip(items.into_iter().map(from_json))
-            .collect(),
-        None => match <[serde_json::Value; 1]>::try_from(items) {
-            Ok([serde_json::Value::Object(map)]) => entries(map),
-            Ok([only]) => vec![("args".to_owned(), ArgValue::List(vec![from_json(only)]))],
-            Err(items) if items.is_empty() => Vec::new(),
-            Err(items) => vec![(
-                "args".to_owned(),
-                ArgValue::List(items.into_iter().map(from_json).collect()),
-            )],
+        Some(names) => names.iter().cloned().zip(items).collect(),
+        None => match <[Value; 1]>::try_from(items) {
+            Ok([Value::Object(map)]) => map,
+            Ok([only]) => Map::from_iter([("args".to_owned(), Value::Array(vec![only]))]),
+            Err(items) if items.is_empty() => Map::new(),
+            Err(items) => Map::from_iter([("args".to_owned(), Value::Array(items))]),
         },
     })
 }
 
 /// [`Converter::named`] of an argument object sent as JSON text.
-fn named_json(json: &str) -> Result<Vec<(String, ArgValue)>> {
+fn named_json(json: &str) -> Result<Map<String, Value>> {
     Ok(match parse_json(json)? {
-        serde_json::Value::Null => Vec::new(),
-        serde_json::Value::Object(map) => entries(map),
-        other => vec![("args".to_owned(), from_json(other))],
+        Value::Null => Map::new(),
+        Value::Object(map) => map,
+        other => Map::from_iter([("args".to_owned(), other)]),
     })
 }
 
@@ -346,7 +314,7 @@ impl<'e> Converter<'e> {
         Ok(match value.get_type()? {
             ValueType::Undefined | ValueType::Null => ArgValue::Null,
             ValueType::Boolean => ArgValue::Bool(unsafe { value.cast::<bool>()? }),
-            ValueType::Number => number(unsafe { value.cast::<f64>()? }),
+            ValueType::Number => ArgValue::double(unsafe { value.cast::<f64>()? }),
             ValueType::String => ArgValue::Str(unsafe { value.cast::<String>()? }),
             ValueType::BigInt => {
                 let big = unsafe { value.cast::<BigInt>()? };
@@ -836,7 +804,7 @@ impl Governor {
         Ok(self.begin_named(&tool, args, rules))
     }
 
-    /// [`Governor::begin_call`] with the argument array as JSON text (see [`from_json`]).
+    /// [`Governor::begin_call`] with the argument array as JSON text (see [`parse_json`]).
     #[napi(ts_return_type = "number | Decision")]
     pub fn begin_call_json(
         &self,
@@ -845,10 +813,10 @@ impl Governor {
         rules: &ArgRules,
     ) -> Result<Either<f64, Decision>> {
         let args = positional_json(&argv_json, rules.names.as_deref())?;
-        Ok(ticket(self.inner.begin_tool(&tool, args, &rules.inner)))
+        Ok(self.begin_json(tool, args, &rules.inner))
     }
 
-    /// [`Governor::begin_tool`] with the argument object as JSON text (see [`from_json`]).
+    /// [`Governor::begin_tool`] with the argument object as JSON text (see [`parse_json`]).
     #[napi(ts_return_type = "number | Decision")]
     pub fn begin_tool_json(
         &self,
@@ -856,7 +824,11 @@ impl Governor {
         args_json: String,
         rules: Option<&ArgRules>,
     ) -> Result<Either<f64, Decision>> {
-        Ok(self.begin_named(&tool, named_json(&args_json)?, rules))
+        let args = named_json(&args_json)?;
+        Ok(match rules {
+            Some(r) => self.begin_json(tool, args, &r.inner),
+            None => self.begin_json(tool, args, &RustArgRules::default()),
+        })
     }
 
     /// Records that the call of `ticket` returned `result` (its size, never its content). A
@@ -1019,6 +991,20 @@ impl Governor {
             Some(r) => self.inner.begin_tool(tool, args, &r.inner),
             None => self.inner.begin_tool(tool, args, &RustArgRules::default()),
         })
+    }
+
+    /// [`Governor::begin_call_json`]'s core call.
+    fn begin_json(
+        &self,
+        tool: String,
+        args: Map<String, Value>,
+        rules: &RustArgRules,
+    ) -> Either<f64, Decision> {
+        let action = Action::ToolCall {
+            tool,
+            args: rules.json_args(args, JsonNumbers::Double),
+        };
+        ticket(self.inner.begin_action(action))
     }
 
     fn end(&self, ticket: f64, end: CallEnd<'_>) -> Result<()> {

@@ -548,12 +548,7 @@ fn to_arg(value: &JsValue, depth: usize, path: &mut Vec<JsValue>) -> ArgValue {
         return ArgValue::Bool(b);
     }
     if let Some(n) = value.as_f64() {
-        const SAFE: f64 = 9_007_199_254_740_991.0;
-        return if n.fract() == 0.0 && n.abs() <= SAFE {
-            ArgValue::Int(n as i64)
-        } else {
-            ArgValue::Float(n)
-        };
+        return ArgValue::double(n);
     }
     if let Some(s) = value.as_string() {
         return ArgValue::Str(s);
