@@ -244,6 +244,20 @@ impl ArgRules {
         args
     }
 
+    /// The [`Action::ToolCall`] of calling `tool` with arguments received as JSON text
+    /// ([`ArgRules::json_args`]).
+    pub fn json_action(
+        &self,
+        tool: impl Into<String>,
+        args: Map<String, Value>,
+        numbers: JsonNumbers,
+    ) -> Action {
+        Action::ToolCall {
+            tool: tool.into(),
+            args: self.json_args(args, numbers),
+        }
+    }
+
     /// The [`Action::ToolCall`] of calling `tool` with `args`.
     pub fn action<I>(&self, tool: impl Into<String>, args: I) -> Action
     where

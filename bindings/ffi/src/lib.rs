@@ -447,8 +447,8 @@ impl Governor {
         redact: Vec<String>,
     ) -> Result<Arc<ToolCall>, AaError> {
         // Integers outside i64 keep their decimal text, as in every binding.
-        let args = ArgRules::new(redact).json_args(to_args(&args_json)?, JsonNumbers::Exact);
-        let action = Action::ToolCall { tool, args };
+        let action =
+            ArgRules::new(redact).json_action(tool, to_args(&args_json)?, JsonNumbers::Exact);
         let decision = self.inner.decide(&action);
         let decision = Decision::new(decision);
         if !decision.allowed() {

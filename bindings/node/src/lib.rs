@@ -813,7 +813,7 @@ impl Governor {
         rules: &ArgRules,
     ) -> Result<Either<f64, Decision>> {
         let args = positional_json(&argv_json, rules.names.as_deref())?;
-        Ok(self.begin_json(tool, args, &rules.inner))
+        Ok(self.begin_json(tool, args, Some(rules)))
     }
 
     /// [`Governor::begin_tool`] with the argument object as JSON text (see [`parse_json`]).
@@ -824,11 +824,7 @@ impl Governor {
         args_json: String,
         rules: Option<&ArgRules>,
     ) -> Result<Either<f64, Decision>> {
-        let args = named_json(&args_json)?;
-        Ok(match rules {
-            Some(r) => self.begin_json(tool, args, &r.inner),
-            None => self.begin_json(tool, args, &RustArgRules::default()),
-        })
+        Ok(self.begin_json(tool, named_json(&args_json)?, rules))
     }
 
     /// Records that the call of `ticket` returned `result` (its size, never its content). A
@@ -993,16 +989,16 @@ impl Governor {
         })
     }
 
-    /// [`Governor::begin_call_json`]'s core call.
+    /// [`Governor::begin_call_json`]'s core call, with the default rules when none are given.
     fn begin_json(
         &self,
         tool: String,
         args: Map<String, Value>,
-        rules: &RustArgRules,
+        rules: Option<&ArgRules>,
     ) -> Either<f64, Decision> {
-        let action = Action::ToolCall {
-            tool,
-            args: rules.json_args(args, JsonNumbers::Double),
+        let action = match rules {
+            Some(r) => r.inner.json_action(tool, args, JsonNumbers::Double),
+            None => RustArgRules::default().json_action(tool, args, JsonNumbers::Double),
         };
         ticket(self.inner.begin_action(action))
     }
