@@ -171,13 +171,25 @@ function finishAfter(call, promise) {
   );
 }
 
-/** The end of the call of `ticket`, for finishAfter. */
-function ticketEnd(g, ticket) {
-  return { ok: (result) => g.endOk(ticket, result), error: (name) => g.endError(ticket, name) };
+/** The end of the call of `ticket` (begun on `gate`'s governor), for finishAfter. */
+function ticketEnd(gate, ticket) {
+  return {
+    ok: (result) => native.gateEndOk(gate, ticket, result),
+    error: (name) => native.gateEndError(gate, ticket, name),
+  };
 }
 
 /** Deepest nesting sent as JSON text; deeper arguments take the N-API conversion. */
 const JSON_DEPTH = 8;
+
+/** Strings JSON writes as they are (printable ASCII but `"` and `\`): quoted without a call
+ * into JSON.stringify, which costs more than the rest of the walk. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** `s` as a JSON string. */
+function quoted(s) {
+  return PLAIN.test(s) ? '"' + s + '"' : JSON.stringify(s);
+}
 
 /** The JSON text of `v` when it is plain JSON — plain objects (own keys only) and arrays, at
  * most JSON_DEPTH deep, of well-formed strings, numbers, booleans and null — written so that
@@ -188,7 +200,7 @@ function jsonText(v, depth) {
   if (v === null) return 'null';
   switch (typeof v) {
     case 'string':
-      return v.isWellFormed() ? JSON.stringify(v) : undefined;
+      return v.isWellFormed() ? quoted(v) : undefined;
     case 'number':
       return Number.isFinite(v) ? String(v) : 'null';
     case 'boolean':
@@ -216,35 +228,36 @@ function jsonText(v, depth) {
     if (!Object.hasOwn(v, k)) return undefined;
     const item = jsonText(v[k], depth + 1);
     if (item === undefined) return undefined;
-    out += (out.length === 1 ? '' : ',') + JSON.stringify(k) + ':' + item;
+    out += (out.length === 1 ? '' : ',') + quoted(k) + ':' + item;
   }
   return out + '}';
 }
 
-/** Decides a call of `tool`: a ticket when allowed, the decision when denied. Arguments that
- * are plain JSON cross as one string (one N-API call instead of one per key and value). */
-function beginCall(g, tool, argv, rules) {
+/** Decides a call of `tool` on `g` (`gate` is the governed function's gate on `g`): a ticket
+ * when allowed, the decision when denied. Arguments that are plain JSON cross as one string
+ * (one N-API call instead of one per key and value). */
+function beginCall(g, gate, tool, argv, rules) {
   const json = jsonText(argv, 0);
-  return json === undefined ? g.beginCall(tool, argv, rules) : g.beginCallJson(tool, json, rules);
+  return json === undefined ? g.beginCall(tool, argv, rules) : native.gateBeginCallJson(gate, json);
 }
 
 /** beginCall with the arguments given as one object (an adapter's `args` mapper). */
-function beginTool(g, tool, args, rules) {
+function beginTool(g, gate, tool, args, rules) {
   const json = jsonText(args, 0);
-  return json === undefined ? g.beginTool(tool, args, rules) : g.beginToolJson(tool, json, rules);
+  return json === undefined ? g.beginTool(tool, args, rules) : native.gateBeginToolJson(gate, json);
 }
 
 /** Runs an allowed call of `fn` (ticket from beginCall) and records how it ended. */
-function runSync(g, ticket, fn, self, argv) {
+function runSync(gate, ticket, fn, self, argv) {
   let result;
   try {
     result = fn.apply(self, argv);
   } catch (e) {
-    nativeCall(() => g.endError(ticket, errorName(e)));
+    nativeCall(() => native.gateEndError(gate, ticket, errorName(e)));
     throw e;
   }
-  if (isThenable(result)) return finishAfter(ticketEnd(g, ticket), result);
-  nativeCall(() => g.endOk(ticket, result));
+  if (isThenable(result)) return finishAfter(ticketEnd(gate, ticket), result);
+  nativeCall(() => native.gateEndOk(gate, ticket, result));
   return result;
 }
 
@@ -268,11 +281,21 @@ function govern(fn, options = {}) {
   const names = Array.isArray(options.args) ? options.args.map(String) : undefined;
   const rules = new native.ArgRules(options.redact ? options.redact.map(String) : undefined, names);
   const isAsync = fn instanceof AsyncFunction;
+  // The gate of this function on the governor it last ran under (a new one after init()).
+  let gate = null;
+  let gateOf = null;
+  const gateFor = (g) => {
+    if (gateOf !== g) {
+      gate = g.gate(tool, rules);
+      gateOf = g;
+    }
+    return gate;
+  };
 
   // Allowed: a ticket (a number) the core holds the call under; denied: the decision.
-  const begin = (g, argv) =>
+  const begin = (g, gate, argv) =>
     nativeCall(() =>
-      mapper ? beginTool(g, tool, mapper(...argv), rules) : beginCall(g, tool, argv, rules),
+      mapper ? beginTool(g, gate, tool, mapper(...argv), rules) : beginCall(g, gate, tool, argv, rules),
     );
   const decideLater = (g, argv) =>
     mapper ? g.decideToolAsync(tool, mapper(...argv), rules) : g.decideCallAsync(tool, argv, rules);
@@ -290,16 +313,18 @@ function govern(fn, options = {}) {
         return finishAfter(call, fn.apply(this, argv));
       }
       const g = s.governor;
-      const ticket = begin(g, argv);
+      const gate = gateFor(g);
+      const ticket = begin(g, gate, argv);
       if (typeof ticket !== 'number') throw new PolicyDeniedError(ticket, tool);
-      return finishAfter(ticketEnd(g, ticket), fn.apply(this, argv));
+      return finishAfter(ticketEnd(gate, ticket), fn.apply(this, argv));
     };
   } else {
     governed = function (...argv) {
       const g = state().governor;
-      const ticket = begin(g, argv);
+      const gate = gateFor(g);
+      const ticket = begin(g, gate, argv);
       if (typeof ticket !== 'number') throw new PolicyDeniedError(ticket, tool);
-      return runSync(g, ticket, fn, this, argv);
+      return runSync(gate, ticket, fn, this, argv);
     };
   }
   Object.defineProperty(governed, 'name', { value: fn.name, configurable: true });

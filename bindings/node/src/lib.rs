@@ -20,7 +20,7 @@ use aa_sdk_client::{
     Began, ClientConfig, ClientError, ConfigInput, GatewayError, Governor as RustGovernor, Mode,
 };
 use napi::bindgen_prelude::{
-    ArrayBuffer, AsyncTask, BigInt, Either, Function, JsObjectValue, Object,
+    ArrayBuffer, AsyncTask, BigInt, Either, External, Function, JsObjectValue, Object,
 };
 use napi::{Env, JsValue, Task, Unknown, ValueType};
 use napi_derive::napi;
@@ -804,27 +804,16 @@ impl Governor {
         Ok(self.begin_named(&tool, args, rules))
     }
 
-    /// [`Governor::begin_call`] with the argument array as JSON text (see [`parse_json`]).
-    #[napi(ts_return_type = "number | Decision")]
-    pub fn begin_call_json(
-        &self,
-        tool: String,
-        argv_json: String,
-        rules: &ArgRules,
-    ) -> Result<Either<f64, Decision>> {
-        let args = positional_json(&argv_json, rules.names.as_deref())?;
-        Ok(self.begin_json(tool, args, Some(rules)))
-    }
-
-    /// [`Governor::begin_tool`] with the argument object as JSON text (see [`parse_json`]).
-    #[napi(ts_return_type = "number | Decision")]
-    pub fn begin_tool_json(
-        &self,
-        tool: String,
-        args_json: String,
-        rules: Option<&ArgRules>,
-    ) -> Result<Either<f64, Decision>> {
-        Ok(self.begin_json(tool, named_json(&args_json)?, rules))
+    /// The hot path of `govern()` for `tool` with `rules` on this governor: a [`Gate`], made
+    /// once per governed function and governor.
+    #[napi(ts_return_type = "ExternalObject<'Gate'>")]
+    pub fn gate(&self, tool: String, rules: &ArgRules) -> External<Gate> {
+        External::new(Gate {
+            governor: Arc::clone(&self.inner),
+            tool,
+            rules: Arc::clone(&rules.inner),
+            names: rules.names.clone(),
+        })
     }
 
     /// Records that the call of `ticket` returned `result` (its size, never its content). A
@@ -835,13 +824,13 @@ impl Governor {
             Some(r) => Converter::new(env).result(r).map_err(js)?,
             None => ResultShape::Other,
         };
-        self.end(ticket, CallEnd::Returned(shape))
+        end_call(&self.inner, ticket, CallEnd::Returned(shape))
     }
 
     /// Records that the call of `ticket` threw an error of type `typeName` (never its message).
     #[napi]
     pub fn end_error(&self, ticket: f64, type_name: String) -> Result<()> {
-        self.end(ticket, CallEnd::Raised(&type_name))
+        end_call(&self.inner, ticket, CallEnd::Raised(&type_name))
     }
 
     /// [`Governor::decide_call`] with the decision made off the JS thread (remote mode): the
@@ -975,6 +964,81 @@ fn ticket(began: Began) -> Either<f64, Decision> {
     }
 }
 
+/// What a governed function's calls need, bound once (`Governor.gate`): the governor, the
+/// tool's name and the argument rules. JS holds it as an external, so a call pays no class
+/// unwrap, type-tag check or borrow registration (napi-rs's cost for a `#[napi]` class
+/// receiver or argument: six private-symbol lookups and a global borrow table per call).
+pub struct Gate {
+    governor: Arc<RustGovernor>,
+    tool: String,
+    rules: Arc<RustArgRules>,
+    names: Option<Vec<String>>,
+}
+
+impl Gate {
+    /// Decides the call with arguments received as JSON text, holding it when allowed.
+    fn begin(&self, args: Map<String, Value>) -> Either<f64, Decision> {
+        let action = self
+            .rules
+            .json_action(self.tool.as_str(), args, JsonNumbers::Double);
+        ticket(self.governor.begin_action(action))
+    }
+}
+
+/// `Governor.beginCall` through a gate, with the argument array as JSON text (see
+/// [`parse_json`]): a ticket when allowed, the decision when denied.
+#[napi(ts_return_type = "number | Decision")]
+pub fn gate_begin_call_json(
+    #[napi(ts_arg_type = "ExternalObject<'Gate'>")] gate: &External<Gate>,
+    argv_json: String,
+) -> Result<Either<f64, Decision>> {
+    Ok(gate.begin(positional_json(&argv_json, gate.names.as_deref())?))
+}
+
+/// `Governor.beginTool` through a gate, with the argument object as JSON text.
+#[napi(ts_return_type = "number | Decision")]
+pub fn gate_begin_tool_json(
+    #[napi(ts_arg_type = "ExternalObject<'Gate'>")] gate: &External<Gate>,
+    args_json: String,
+) -> Result<Either<f64, Decision>> {
+    Ok(gate.begin(named_json(&args_json)?))
+}
+
+/// `Governor.endOk` through a gate (for a ticket from the gate or its governor).
+#[napi]
+pub fn gate_end_ok(
+    env: &Env,
+    #[napi(ts_arg_type = "ExternalObject<'Gate'>")] gate: &External<Gate>,
+    ticket: f64,
+    result: Option<Unknown<'_>>,
+) -> Result<()> {
+    let shape = match result {
+        Some(r) => Converter::new(env).result(r).map_err(js)?,
+        None => ResultShape::Other,
+    };
+    end_call(&gate.governor, ticket, CallEnd::Returned(shape))
+}
+
+/// `Governor.endError` through a gate.
+#[napi]
+pub fn gate_end_error(
+    #[napi(ts_arg_type = "ExternalObject<'Gate'>")] gate: &External<Gate>,
+    ticket: f64,
+    type_name: String,
+) -> Result<()> {
+    end_call(&gate.governor, ticket, CallEnd::Raised(&type_name))
+}
+
+/// Records how the call of `ticket` ended; a ticket already ended is ignored.
+fn end_call(governor: &RustGovernor, ticket: f64, end: CallEnd<'_>) -> Result<()> {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked whole first
+    let t = (ticket.fract() == 0.0 && ticket >= 1.0).then_some(ticket as u64);
+    match t {
+        Some(t) => governor.end_tool(t, end).map(|_| ()).map_err(client_error),
+        None => Err(invalid(format!("not a call ticket: {ticket}"))),
+    }
+}
+
 impl Governor {
     /// [`Governor::begin_tool`]'s core call, with the default rules when none are given.
     fn begin_named(
@@ -987,33 +1051,6 @@ impl Governor {
             Some(r) => self.inner.begin_tool(tool, args, &r.inner),
             None => self.inner.begin_tool(tool, args, &RustArgRules::default()),
         })
-    }
-
-    /// [`Governor::begin_call_json`]'s core call, with the default rules when none are given.
-    fn begin_json(
-        &self,
-        tool: String,
-        args: Map<String, Value>,
-        rules: Option<&ArgRules>,
-    ) -> Either<f64, Decision> {
-        let action = match rules {
-            Some(r) => r.inner.json_action(tool, args, JsonNumbers::Double),
-            None => RustArgRules::default().json_action(tool, args, JsonNumbers::Double),
-        };
-        ticket(self.inner.begin_action(action))
-    }
-
-    fn end(&self, ticket: f64, end: CallEnd<'_>) -> Result<()> {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked whole first
-        let t = (ticket.fract() == 0.0 && ticket >= 1.0).then_some(ticket as u64);
-        match t {
-            Some(t) => self
-                .inner
-                .end_tool(t, end)
-                .map(|_| ())
-                .map_err(client_error),
-            None => Err(invalid(format!("not a call ticket: {ticket}"))),
-        }
     }
 
     fn later(&self, action: Action) -> AsyncTask<ActionTask> {

@@ -39,6 +39,24 @@ test('a sync tool that is allowed runs, and its decision and outcome are recorde
   assert.equal(done.decision.decision_id, decided.decision.decision_id);
 });
 
+test('a governed function follows init() to the new governor: decided, recorded and ended there', (t) => {
+  embedded();
+  const search = aa.govern((q) => q, { tool: 'search', args: ['q'] });
+  assert.equal(search('one'), 'one');
+  const first = audit;
+  assert.equal(records().length, 2);
+  aa.shutdown(2);
+  // A second governor with its own audit file, and a policy that forbids the tool.
+  const policy = join(tempDir(t), 'deny');
+  mkdirSync(policy);
+  writeFileSync(join(policy, 'p.cedar'), 'permit (principal, action, resource);\nforbid (principal, action, resource == Tool::"search");\n');
+  audit = join(tempDir(t), 'second.jsonl');
+  aa.init({ policy, agentId: 'node-agent', auditFile: audit });
+  assert.throws(() => search('two'), (e) => e instanceof aa.PolicyDeniedError);
+  assert.deepEqual(records().map((r) => [r.action.args.q, r.decision.effect]), [['two', 'deny']]);
+  assert.equal(auditLines(first).length, 2, 'nothing more reached the first governor');
+});
+
 test('a call ticket ends once; a later end, or a number that is not a ticket, records nothing more', () => {
   embedded();
   const g = aa.governor();
@@ -156,6 +174,8 @@ test('plain JSON arguments cross as text and are recorded as the N-API conversio
   const cases = [
     // Plain JSON: sent as text.
     { s: 'é ✓ \u0000 "q" \\', n: -0, big: 2 ** 60, huge: 1e21, tiny: 0.1, neg: -7, t: true, z: null },
+    // Keys and strings quoted directly (printable ASCII) and through JSON.stringify (the rest).
+    { 'k "q"': 'a\\b', 'tab\t': '\u001f~ !#[]', 'ü': 'caf\u00e9', '\u2028': '\ud83d\ude00', plain: '' },
     nested,
     Object.assign(Object.create(null), { a: 1 }),
     JSON.parse('{"__proto__": {"x": 1}, "k": "v"}'),
@@ -170,12 +190,11 @@ test('plain JSON arguments cross as text and are recorded as the N-API conversio
     Object.assign(Object.create(polluted), { own: 1 }),
   ];
   // Count the calls that crossed as text.
-  const proto = Object.getPrototypeOf(g);
-  const { beginCallJson } = proto;
+  const { gateBeginCallJson } = aa.native;
   let asText = 0;
-  proto.beginCallJson = function (...a) {
+  aa.native.gateBeginCallJson = (...a) => {
     asText++;
-    return beginCallJson.apply(this, a);
+    return gateBeginCallJson(...a);
   };
   try {
     for (const args of cases) {
@@ -185,9 +204,9 @@ test('plain JSON arguments cross as text and are recorded as the N-API conversio
       assert.deepEqual(recorded, viaNapi(args), JSON.stringify(recorded));
     }
   } finally {
-    proto.beginCallJson = beginCallJson;
+    aa.native.gateBeginCallJson = gateBeginCallJson;
   }
-  assert.equal(asText, 6, 'the six plain cases crossed as text, the others through N-API');
+  assert.equal(asText, 7, 'the seven plain cases crossed as text, the others through N-API');
   // The named form (an adapter's mapper) and names given to positional arguments.
   const mapped = aa.govern((x, y) => x, { tool: 't', args: (x, y) => ({ x, y }) });
   mapped({ deep: [1] }, 'two');
