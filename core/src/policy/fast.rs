@@ -965,6 +965,17 @@ impl<'a> FastRequest<'a> {
         bits.is_some_and(|bits| needs.iter().all(|id| Literals::has(bits, *id)))
     }
 
+    /// Whether `field` was searched already and a literal of `needs` does not occur in it.
+    fn known_absent(&self, field: Field, needs: &[u32]) -> bool {
+        !needs.is_empty()
+            && self
+                .found
+                .borrow()
+                .iter()
+                .find(|(f, _)| *f == field)
+                .is_some_and(|(_, bits)| !needs.iter().all(|id| Literals::has(bits, *id)))
+    }
+
     /// Evaluates a policy's whole condition: `Some(satisfied)` or `None` (ask Cedar).
     pub(crate) fn satisfied(&'a self, e: &'a Expr) -> Option<bool> {
         self.test(e)
@@ -991,6 +1002,9 @@ impl<'a> FastRequest<'a> {
                 Val::Str(v) => Some((v == lit.as_str()) == *want),
                 _ => None,
             },
+            // A literal it needs is known to be absent (the field, a string, was searched for
+            // an earlier pattern): false without reading the field again.
+            Expr::CtxLike(field, _, needs) if self.known_absent(*field, needs) => Some(false),
             Expr::CtxLike(field, pattern, needs) => match self.context_attr(*field)? {
                 Val::Str(v) => Some(self.may_hold(*field, &v, needs) && glob(&v, pattern)),
                 _ => None,
