@@ -38,23 +38,25 @@ function record(peer, version, n, mode, stats) {
   if (jsonOut) appendFileSync(jsonOut, JSON.stringify(row) + '\n');
 }
 
-process.env.AA_SPILL_DIR = join(work, 'spill');
 for (const n of SIZES) {
+  // Each size spills into its own directory: what one size's shutdown leaves is never replayed
+  // to the next size's gateway while that size is measured.
+  process.env.AA_SPILL_DIR = join(work, `spill-${n}`);
   const policyDir = join(work, `set-${n}`);
   mkdirSync(policyDir);
   writeFileSync(join(policyDir, 'set.cedar'), policyText(n));
   writeFileSync(join(policyDir, 'budgets.toml'), BUDGETS);
+  const agentId = `a${n - 1}`;
+  const tool = `t${n - 1}`;
+  const args = { x: 42, y: 7, path: '/tmp/work/file.txt' };
+  const plain = (a) => a.x;
   const gw = await Gateway.start(join(work, `gw-${n}.db`), policyDir);
   try {
-    const agentId = `a${n - 1}`;
     const token = await gw.register(agentId);
     // The queue holds every event of the run: the figure is the decision and the hand-off to
     // the shipper thread, not the gateway's ingest rate (a full queue spills to disk).
     aa.init({ gatewayUrl: gw.url, agentId, token, queueCapacity: QUEUE });
     if (!aa.stats().policyVersion) throw new Error('local mode did not fetch the policy');
-    const args = { x: 42, y: 7, path: '/tmp/work/file.txt' };
-    const tool = `t${n - 1}`;
-    const plain = (a) => a.x;
     const governed = aa.govern(plain, { tool });
     const check = aa.governor().decideTool(tool, args);
     if (!check.allowed || check.decision.policyIds[0] !== `p${n - 1}`) {
@@ -71,6 +73,13 @@ for (const n of SIZES) {
     }
     const spilled = aa.stats().spilled;
     if (spilled > 0) throw new Error(`N=${n}: ${spilled} events spilled during the measurement; raise QUEUE`);
+  } finally {
+    // What the gateway has not taken yet is spilled into the scratch dir, so nothing ships
+    // while the peers below are measured.
+    aa.shutdown(1);
+    await gw.stop();
+  }
+  {
     // 3. What the core's decision alone costs on this set (no audit, fixed clock).
     const engine = new aa.native.ConformanceEngine(policyDir, Date.now(), false, []);
     const agentJson = JSON.stringify({ agent_id: agentId });
@@ -78,9 +87,6 @@ for (const n of SIZES) {
     if (!engine.decide(agentJson, actionJson, 'sdk').allowed) throw new Error(`N=${n}: core engine denied`);
     record('aa-core-engine', aa.version, n, 'decide-only', await measure(() => engine.decide(agentJson, actionJson, 'sdk'), OPTS));
     record('plain-js-call', process.version, n, 'baseline', await measure(() => plain(args), OPTS));
-  } finally {
-    aa.shutdown(1); // what the gateway has not taken yet is spilled into the scratch dir
-    await gw.stop();
   }
 
   const r = JSON.parse(readFileSync(join(data, `request_${n}.json`), 'utf8'));
