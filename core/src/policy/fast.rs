@@ -913,11 +913,11 @@ impl<'a> FastRequest<'a> {
                     return None;
                 };
                 let tags = self.tags(&ent)?;
-                match (e, tags.get(&key)) {
-                    (Expr::HasTag(..), tag) => Val::Bool(tag.is_some()),
-                    (_, Some(tag)) => Val::Str(tag),
+                if matches!(e, Expr::HasTag(..)) {
+                    Val::Bool(tags.has(&key))
+                } else {
                     // Cedar raises an error on a missing tag.
-                    (_, None) => return None,
+                    Val::Str(tags.get(&key)?)
                 }
             }
             Expr::Unsupported => return None,
@@ -1020,6 +1020,14 @@ enum Tags<'a> {
 }
 
 impl<'a> Tags<'a> {
+    /// Whether the tag is there (without writing a non-string argument out as text).
+    fn has(&self, key: &str) -> bool {
+        match self {
+            Tags::Labels(agent) => agent.labels.contains_key(key),
+            Tags::Args(args) => args.is_some_and(|a| a.contains_key(key)),
+        }
+    }
+
     fn get(&self, key: &str) -> Option<Cow<'a, str>> {
         match self {
             Tags::Labels(agent) => agent.labels.get(key).map(|v| Cow::Borrowed(v.as_str())),
