@@ -581,10 +581,7 @@ impl ToolCall {
     /// Records that the call returned `result` (its size is recorded, never its content).
     #[napi]
     pub fn ok(&self, env: &Env, result: Option<Unknown<'_>>) -> Result<()> {
-        let shape = match result {
-            Some(r) => Converter::new(env).result(r).map_err(js)?,
-            None => ResultShape::Other,
-        };
+        let shape = result_shape(env, result)?;
         self.finish(CallEnd::Returned(shape))
     }
     /// Records that the call threw an error of type `type_name` (never its message).
@@ -820,10 +817,7 @@ impl Governor {
     /// ticket already ended is ignored.
     #[napi]
     pub fn end_ok(&self, env: &Env, ticket: f64, result: Option<Unknown<'_>>) -> Result<()> {
-        let shape = match result {
-            Some(r) => Converter::new(env).result(r).map_err(js)?,
-            None => ResultShape::Other,
-        };
+        let shape = result_shape(env, result)?;
         end_call(&self.inner, ticket, CallEnd::Returned(shape))
     }
 
@@ -1012,10 +1006,7 @@ pub fn gate_end_ok(
     ticket: f64,
     result: Option<Unknown<'_>>,
 ) -> Result<()> {
-    let shape = match result {
-        Some(r) => Converter::new(env).result(r).map_err(js)?,
-        None => ResultShape::Other,
-    };
+    let shape = result_shape(env, result)?;
     end_call(&gate.governor, ticket, CallEnd::Returned(shape))
 }
 
@@ -1027,6 +1018,14 @@ pub fn gate_end_error(
     type_name: String,
 ) -> Result<()> {
     end_call(&gate.governor, ticket, CallEnd::Raised(&type_name))
+}
+
+/// The shape (size, never content) of what a call returned; `undefined` is `Other`.
+fn result_shape(env: &Env, result: Option<Unknown<'_>>) -> Result<ResultShape> {
+    match result {
+        Some(r) => Converter::new(env).result(r).map_err(js),
+        None => Ok(ResultShape::Other),
+    }
 }
 
 /// Records how the call of `ticket` ended; a ticket already ended is ignored.
