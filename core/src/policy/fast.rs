@@ -154,6 +154,11 @@ impl Literals {
         let id = id as usize;
         bits.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
+
+    /// Whether every literal of `needs` is set in `bits`.
+    fn has_all(bits: &[u64], needs: &[u32]) -> bool {
+        needs.iter().all(|id| Literals::has(bits, *id))
+    }
 }
 
 impl Expr {
@@ -962,7 +967,7 @@ impl<'a> FastRequest<'a> {
                 found.last().map(|(_, bits)| bits)
             }
         };
-        bits.is_some_and(|bits| needs.iter().all(|id| Literals::has(bits, *id)))
+        bits.is_some_and(|bits| Literals::has_all(bits, needs))
     }
 
     /// Whether `field` was searched already and a literal of `needs` does not occur in it.
@@ -973,7 +978,7 @@ impl<'a> FastRequest<'a> {
                 .borrow()
                 .iter()
                 .find(|(f, _)| *f == field)
-                .is_some_and(|(_, bits)| !needs.iter().all(|id| Literals::has(bits, *id)))
+                .is_some_and(|(_, bits)| !Literals::has_all(bits, needs))
     }
 
     /// Evaluates a policy's whole condition: `Some(satisfied)` or `None` (ask Cedar).
