@@ -142,6 +142,13 @@ where
                         }
                     };
 
+                    // PATCHED (Agent Assembly): no Nagle delay on the client side. A response
+                    // written in more than one segment (a TLS record per write) otherwise waits
+                    // for the client's delayed ACK, up to 40 ms.
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        error!(error = &e as &dyn StdError, "Failed to set TCP_NODELAY");
+                    }
+
                     let client = client.clone();
                     let server = server.clone();
                     let ca = Arc::clone(&self.ca);
