@@ -88,3 +88,26 @@ fn the_hash_covers_the_record_without_its_hash() {
     assert_eq!(hex::encode(h.finalize()), record.hash);
     assert_eq!(record.prev_hash, GENESIS_HASH);
 }
+
+/// The line `link_line` writes is the record's canonical JSON, with and without the optional
+/// members, so the stored line and the hashed body never disagree.
+#[test]
+fn the_stored_line_is_the_canonical_record() {
+    let env = common::env();
+    let mut chain = aa_core::audit::Chain::new();
+    let mut line = Vec::new();
+    for n in 1..=4 {
+        let mut event = common::event(env.as_ref(), n);
+        if n > 2 {
+            event.session_id = Some(format!("s-{n}"));
+        }
+        let record = chain.link_line(event, &mut line).unwrap();
+        assert_eq!(
+            line,
+            aa_core::to_canonical_vec(&record).unwrap(),
+            "record {n}"
+        );
+        let back: aa_core::AuditRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back, record);
+    }
+}

@@ -5,14 +5,19 @@ use crate::canonical::write_canonical;
 use crate::error::AuditError;
 use crate::model::{Action, AuditEvent, AuditRecord, Decision, GENESIS_HASH, Layer, Outcome};
 
-/// An [`AuditRecord`] without its `hash`: the value the hash covers. Fields in JCS order (the
-/// canonical writer then need not sort them). Keep in step with
-/// [`AuditRecord`]; `tests/model.rs` checks that the two agree.
+/// The members of an [`AuditRecord`] that sort before `hash`, in JCS order (the canonical
+/// writer then need not sort them). Keep in step with [`AuditRecord`]; `tests/model.rs` checks
+/// that the two agree.
 #[derive(Serialize)]
-struct Body<'a> {
+struct Head<'a> {
     action: &'a Action,
     agent_id: &'a str,
     decision: &'a Decision,
+}
+
+/// The members of an [`AuditRecord`] that sort after `hash`, in JCS order.
+#[derive(Serialize)]
+struct Tail<'a> {
     id: &'a str,
     layer: Layer,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -24,26 +29,49 @@ struct Body<'a> {
     ts: &'a str,
 }
 
-/// `hex(SHA-256(prev_hash ‖ JCS(record without "hash")))`, using `scratch` as a buffer.
-pub fn record_hash(record: &AuditRecord, scratch: &mut Vec<u8>) -> Result<String, AuditError> {
-    let body = Body {
-        seq: record.seq,
-        id: &record.id,
-        ts: &record.ts,
-        agent_id: &record.agent_id,
-        session_id: record.session_id.as_deref(),
-        layer: record.layer,
+/// Writes `JCS(record without "hash")` to `out` (cleared first) and returns the offset where
+/// `hash` belongs: `out[..at]` holds the members before it, `out[at..]` starts with the `,`
+/// before `id`. So the record's own line is `out[..at]`, `,"hash":"…"`, `out[at..]`, and the
+/// members are serialised once for both the hash and the line.
+fn write_body(record: &AuditRecord, out: &mut Vec<u8>) -> Result<usize, AuditError> {
+    out.clear();
+    let head = Head {
         action: &record.action,
+        agent_id: &record.agent_id,
         decision: &record.decision,
+    };
+    write_canonical(&head, out)?;
+    out.pop(); // the head's closing brace
+    let at = out.len();
+    let tail = Tail {
+        id: &record.id,
+        layer: record.layer,
         outcome: record.outcome.as_ref(),
         prev_hash: &record.prev_hash,
+        seq: record.seq,
+        session_id: record.session_id.as_deref(),
+        ts: &record.ts,
     };
-    scratch.clear();
-    write_canonical(&body, scratch)?;
+    write_canonical(&tail, out)?;
+    // The tail's opening brace becomes the comma that joins the two member lists.
+    if let Some(brace) = out.get_mut(at) {
+        *brace = b',';
+    }
+    Ok(at)
+}
+
+/// `hex(SHA-256(prev_hash ‖ body))` for a body written by [`write_body`].
+fn hash_body(prev_hash: &str, body: &[u8]) -> String {
     let mut h = Sha256::new();
-    h.update(record.prev_hash.as_bytes());
-    h.update(scratch.as_slice());
-    Ok(hex64(&h.finalize()))
+    h.update(prev_hash.as_bytes());
+    h.update(body);
+    hex64(&h.finalize())
+}
+
+/// `hex(SHA-256(prev_hash ‖ JCS(record without "hash")))`, using `scratch` as a buffer.
+pub fn record_hash(record: &AuditRecord, scratch: &mut Vec<u8>) -> Result<String, AuditError> {
+    write_body(record, scratch)?;
+    Ok(hash_body(&record.prev_hash, scratch))
 }
 
 /// The head of a chain: turns events into linked records.
@@ -118,13 +146,18 @@ impl Chain {
             prev_hash: std::mem::take(&mut self.last_hash),
             hash: String::new(),
         };
-        let hashed = record_hash(&record, &mut self.scratch).and_then(|hash| {
-            record.hash = hash;
+        let hashed = write_body(&record, &mut self.scratch).map(|at| {
+            record.hash = hash_body(&record.prev_hash, &self.scratch);
             if let Some(line) = line {
+                let (head, tail) = self.scratch.split_at(at);
                 line.clear();
-                write_canonical(&record, line)?;
+                line.reserve(head.len() + tail.len() + 76);
+                line.extend_from_slice(head);
+                line.extend_from_slice(b",\"hash\":\"");
+                line.extend_from_slice(record.hash.as_bytes());
+                line.push(b'"');
+                line.extend_from_slice(tail);
             }
-            Ok(())
         });
         match hashed {
             Ok(()) => {
