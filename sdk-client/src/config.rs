@@ -89,7 +89,7 @@ pub struct ClientConfig {
     pub layer: Layer,
     /// Queue length before spilling.
     pub queue_capacity: usize,
-    /// Events per batch.
+    /// Events that make a batch worth sending at once (a backlog is sent in larger ones).
     pub batch_size: usize,
     /// How long the shipper waits to fill a batch.
     pub flush_interval: Duration,
@@ -211,8 +211,12 @@ impl ClientConfig {
             fail_open,
             layer: Layer::Sdk,
             queue_capacity: input.queue_capacity.unwrap_or(10_000).max(1),
-            batch_size: 500,
-            flush_interval: Duration::from_millis(100),
+            // Small, frequent batches: the gateway links and stores a batch in one go, so a
+            // large one takes a core for milliseconds, and on a shared host that stall is the
+            // proxy's latency tail (3,000 req/s through the proxy in gateway mode: p99 about
+            // 5.1 ms with 500 / 100 ms, about 3.0 ms with 64 / 10 ms).
+            batch_size: 64,
+            flush_interval: Duration::from_millis(10),
             request_timeout: Duration::from_secs(5),
             policy_wait_secs: 30,
             ca_cert: input

@@ -193,6 +193,9 @@ impl AuditSink for Shipper {
     }
 }
 
+/// How many full batches one request may carry when the queue has a backlog (and on replay).
+const BACKLOG_FACTOR: usize = 8;
+
 fn run(inner: &Inner) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -245,7 +248,9 @@ fn run(inner: &Inner) {
             let mut shipped = 0;
             let mut failed = None;
             for path in files {
-                match spill::replay(&path, inner.batch, |batch| send(inner, batch)) {
+                match spill::replay(&path, inner.batch.saturating_mul(BACKLOG_FACTOR), |batch| {
+                    send(inner, batch)
+                }) {
                     Ok(n) => shipped += n,
                     Err(e) => {
                         failed = Some(e);
@@ -276,7 +281,12 @@ fn run(inner: &Inner) {
         }
 
         // 2. A batch from the queue.
-        let n = st.queue.len().min(inner.batch);
+        // A full batch is sent at once; when events queue faster than the gateway takes them,
+        // the batch grows (up to `BACKLOG_FACTOR` times) so each request carries more.
+        let n = st
+            .queue
+            .len()
+            .min(inner.batch.saturating_mul(BACKLOG_FACTOR));
         if n == 0 {
             inner.idle.notify_all();
             continue;
