@@ -173,7 +173,7 @@ fn http_agent(
     timeout: Option<Duration>,
     connect: Duration,
 ) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .timeout_global(timeout)
         .timeout_connect(Some(connect))
         .http_status_as_error(false)
@@ -181,8 +181,59 @@ fn http_agent(
         // Never through an HTTP(S)_PROXY of the environment: an agent under `aasm run` has
         // one, and the gateway's bearer tokens are not for it.
         .proxy(None)
-        .build()
-        .into()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        LiteralFirst::default(),
+    )
+}
+
+/// ureq's resolver, minus a thread per request for an IP address: with a timeout set, ureq's
+/// own resolver looks the host up on a new thread before every request, even for
+/// `127.0.0.1` and even when a pooled connection is then reused (a shipper at 100 batches a
+/// second started 100 threads a second; a remote decision paid for one each).
+#[derive(Debug, Default)]
+struct LiteralFirst(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if let Some(addr) = ip_literal(uri).filter(|a| {
+            config
+                .ip_family()
+                .keep_wanted([*a].into_iter())
+                .next()
+                .is_some()
+        }) {
+            let mut addrs = self.0.empty();
+            addrs.push(addr);
+            return Ok(addrs);
+        }
+        self.0.resolve(uri, config, timeout)
+    }
+}
+
+/// The socket address of a URI whose host is an IP address (`http` and `https` only).
+fn ip_literal(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
+    let authority = uri.authority()?;
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let port = match (authority.port_u16(), uri.scheme_str()) {
+        (Some(port), _) => port,
+        (None, Some("http")) => 80,
+        (None, Some("https")) => 443,
+        (None, _) => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// Percent-encodes one path segment.
@@ -522,6 +573,19 @@ impl Iterator for Records<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_hosts_resolve_without_a_lookup_and_names_do_not() {
+        let addr = |u: &str| ip_literal(&u.parse().unwrap()).map(|a| a.to_string());
+        assert_eq!(
+            addr("http://127.0.0.1:8080/v1/events").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(addr("https://[::1]/x").as_deref(), Some("[::1]:443"));
+        assert_eq!(addr("http://10.0.0.7").as_deref(), Some("10.0.0.7:80"));
+        assert_eq!(addr("http://gateway.internal:8080/"), None);
+        assert_eq!(addr("http://localhost:8080/"), None);
+    }
 
     #[test]
     fn error_bodies_become_remote_errors() {
