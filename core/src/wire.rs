@@ -44,8 +44,11 @@ pub struct DecideRequest {
     pub layer: Option<Layer>,
 }
 
+/// Most events in one `POST /v1/events` (the gateway refuses a larger batch).
+pub const MAX_EVENTS: usize = 1000;
+
 // Borrowed when sent, owned when received.
-/// Body of `POST /v1/events`.
+/// Body of `POST /v1/events` (at most [`MAX_EVENTS`] events).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]

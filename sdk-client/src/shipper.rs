@@ -196,6 +196,13 @@ impl AuditSink for Shipper {
 /// How many full batches one request may carry when the queue has a backlog (and on replay).
 const BACKLOG_FACTOR: usize = 8;
 
+/// Most events in one request: a backlog grows the batch, never past what the gateway takes.
+fn max_batch(batch: usize) -> usize {
+    batch
+        .saturating_mul(BACKLOG_FACTOR)
+        .min(aa_core::wire::MAX_EVENTS)
+}
+
 fn run(inner: &Inner) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -248,9 +255,7 @@ fn run(inner: &Inner) {
             let mut shipped = 0;
             let mut failed = None;
             for path in files {
-                match spill::replay(&path, inner.batch.saturating_mul(BACKLOG_FACTOR), |batch| {
-                    send(inner, batch)
-                }) {
+                match spill::replay(&path, max_batch(inner.batch), |batch| send(inner, batch)) {
                     Ok(n) => shipped += n,
                     Err(e) => {
                         failed = Some(e);
@@ -283,10 +288,7 @@ fn run(inner: &Inner) {
         // 2. A batch from the queue.
         // A full batch is sent at once; when events queue faster than the gateway takes them,
         // the batch grows (up to `BACKLOG_FACTOR` times) so each request carries more.
-        let n = st
-            .queue
-            .len()
-            .min(inner.batch.saturating_mul(BACKLOG_FACTOR));
+        let n = st.queue.len().min(max_batch(inner.batch));
         if n == 0 {
             inner.idle.notify_all();
             continue;
@@ -418,4 +420,16 @@ fn sleep_backoff(inner: &Inner, backoff: &mut Duration) {
     *backoff = (*backoff * 2).min(Duration::from_secs(5));
     let mut st = inner.lock();
     st.replay_due = true;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backlog_grows_the_batch_up_to_what_the_gateway_takes() {
+        assert_eq!(max_batch(64), 64 * BACKLOG_FACTOR);
+        assert_eq!(max_batch(500), aa_core::wire::MAX_EVENTS);
+        assert_eq!(max_batch(usize::MAX), aa_core::wire::MAX_EVENTS);
+    }
 }

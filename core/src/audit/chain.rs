@@ -149,11 +149,12 @@ impl Chain {
         let hashed = write_body(&record, &mut self.scratch).map(|at| {
             record.hash = hash_body(&record.prev_hash, &self.scratch);
             if let Some(line) = line {
+                const KEY: &[u8] = b",\"hash\":\"";
                 let (head, tail) = self.scratch.split_at(at);
                 line.clear();
-                line.reserve(head.len() + tail.len() + 76);
+                line.reserve(head.len() + KEY.len() + record.hash.len() + 1 + tail.len());
                 line.extend_from_slice(head);
-                line.extend_from_slice(b",\"hash\":\"");
+                line.extend_from_slice(KEY);
                 line.extend_from_slice(record.hash.as_bytes());
                 line.push(b'"');
                 line.extend_from_slice(tail);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aa_core::AuditEvent;
-use aa_core::wire::{EventsRequest, EventsResponse, Rejection};
+use aa_core::wire::{EventsRequest, EventsResponse, MAX_EVENTS, Rejection};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -12,9 +12,6 @@ use axum::extract::rejection::JsonRejection;
 use super::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, require_self};
-
-/// Most events in one batch.
-pub const MAX_EVENTS: usize = 1000;
 
 /// Stores a batch of events (an agent token may only report its own).
 pub async fn ingest(
