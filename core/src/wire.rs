@@ -48,7 +48,7 @@ pub struct DecideRequest {
 pub const MAX_EVENTS: usize = 1000;
 
 // Borrowed when sent, owned when received.
-/// Body of `POST /v1/events` (at most [`MAX_EVENTS`] events).
+/// Body of `POST /v1/events`: at most 1,000 events (`MAX_EVENTS`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
