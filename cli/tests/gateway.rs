@@ -627,6 +627,65 @@ fn fifty_concurrent_decides_against_a_budget_of_ten_allow_exactly_ten() {
 }
 
 #[test]
+fn a_combined_event_counts_its_call_and_charges_its_usage_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir(
+        dir.path(),
+        "permit(principal, action, resource);",
+        Some("[[budget]]\nname = \"mixed\"\nwindow = \"day\"\ncalls = 100\ntokens = 100000\n"),
+    );
+    let gw = Gateway::start(&dir.path().join("gw.db"), Some(&policy));
+    let token = gw.register("local", None);
+    let event = |id: &str, decision: &str, outcome: bool, combined: bool| {
+        let mut e = json!({"id": id, "ts": "2026-01-05T12:00:00.000Z", "agent_id": "local", "layer": "proxy",
+            "action": {"kind": "model_call", "provider": "openai", "model": "gpt-4o"},
+            "decision": {"effect": "allow", "reason": "permitted", "message": "m", "policy_ids": [], "decision_id": decision}});
+        if outcome {
+            e["outcome"] = json!({"status": "ok", "duration_us": 5, "usage": {"input_tokens": 60, "output_tokens": 40}});
+        }
+        if combined {
+            e["combined"] = json!(true);
+        }
+        e
+    };
+    let used = || {
+        let b = gw.get("/v1/budgets", Some(ADMIN)).1;
+        (
+            b[0]["calls_used"].as_u64().unwrap(),
+            b[0]["tokens_used"].as_u64().unwrap(),
+        )
+    };
+    let post = |events: Value| {
+        let (s, v) = gw.post("/v1/events", Some(&token), &json!({"events": events}));
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    };
+    // A decision and its outcome in one record: one call and its tokens.
+    post(json!([event("c1", "d1", true, true)]));
+    assert_eq!(used(), (1, 100));
+    // The same pair as two records charges the same.
+    post(json!([
+        event("p1", "d2", false, false),
+        event("p2", "d2", true, false)
+    ]));
+    assert_eq!(used(), (2, 200));
+    // Replayed, nothing is charged again; the stored record keeps `combined`, in the chain.
+    assert_eq!(
+        post(json!([event("c1", "d1", true, true)]))["duplicates"],
+        1
+    );
+    assert_eq!(used(), (2, 200));
+    let recs = gw.get("/v1/audit?limit=10", Some(ADMIN)).1;
+    assert_eq!(recs["records"][0]["combined"], true, "{recs}");
+    assert!(recs["records"][1].get("combined").is_none(), "{recs}");
+    assert_eq!(gw.get("/v1/audit/verify", Some(ADMIN)).1["ok"], true);
+    // `combined` without an outcome is refused, alone.
+    let v = post(json!([event("bad", "d3", false, true)]));
+    assert_eq!(v["rejected"][0]["id"], "bad", "{v}");
+    assert_eq!(used(), (2, 200));
+}
+
+#[test]
 fn events_are_idempotent_and_the_audit_api_filters_pages_and_streams() {
     let dir = tempfile::tempdir().unwrap();
     let gw = Gateway::start(

@@ -23,6 +23,7 @@ fn event(env: &dyn Environment, n: u64) -> AuditEvent {
         id: env.new_id(),
         ts: format_ts(env.now_ms()),
         agent_id: "research-agent-7".into(),
+        combined: false,
         session_id: Some("session-42".into()),
         layer: Layer::Sdk,
         action,

@@ -402,29 +402,19 @@ impl Engine {
     }
 
     /// Charges what another process reports (the gateway's `/v1/events`), once per event: an
-    /// allowed decision made elsewhere counts as a call; an outcome's usage is charged as
-    /// [`Engine::report`] charges it.
-    pub fn charge_reported(
-        &self,
-        agent: &Agent,
-        action: &Action,
-        decision: &Decision,
-        outcome: Option<&Outcome>,
-    ) {
-        match outcome {
-            None if decision.effect == Effect::Allow => {
-                if let Some(policy) = self.policy.load().as_ref() {
-                    let now = self.env.now_ms();
-                    let rules = &policy.budgets().rules;
-                    self.ledger.record_call(rules, agent, action.kind(), now);
-                }
-            }
-            Some(Outcome {
-                usage: Some(usage), ..
-            }) => {
-                self.charge_usage(agent, action, usage);
-            }
-            _ => {}
+    /// allowed decision the event records counts as a call ([`AuditEvent::counts_call`]); an
+    /// outcome's usage is charged as [`Engine::report`] charges it. A combined event does both.
+    pub fn charge_reported(&self, agent: &Agent, event: &AuditEvent) {
+        if event.counts_call()
+            && let Some(policy) = self.policy.load().as_ref()
+        {
+            let now = self.env.now_ms();
+            let rules = &policy.budgets().rules;
+            self.ledger
+                .record_call(rules, agent, event.action.kind(), now);
+        }
+        if let Some(usage) = event.outcome.as_ref().and_then(|o| o.usage.as_ref()) {
+            self.charge_usage(agent, &event.action, usage);
         }
     }
 
@@ -486,6 +476,7 @@ impl Engine {
             id: self.env.new_id(),
             ts: format_ts(self.env.now_ms()),
             agent_id: agent.agent_id.clone(),
+            combined: false,
             session_id: agent.session_id.clone(),
             layer,
             action,

@@ -101,6 +101,13 @@ fn the_stored_line_is_the_canonical_record() {
         if n > 2 {
             event.session_id = Some(format!("s-{n}"));
         }
+        if n == 3 {
+            let outcome = AuditEvent {
+                outcome: Some(ok_outcome()),
+                ..event.clone()
+            };
+            assert!(event.combine(outcome).is_none());
+        }
         let record = chain.link_line(event, &mut line).unwrap();
         assert_eq!(
             line,
@@ -109,5 +116,56 @@ fn the_stored_line_is_the_canonical_record() {
         );
         let back: aa_core::AuditRecord = serde_json::from_slice(&line).unwrap();
         assert_eq!(back, record);
+    }
+}
+
+#[test]
+fn an_outcome_combines_only_with_its_own_allowed_decision() {
+    let env = common::env();
+    let decision = common::event(env.as_ref(), 1);
+    assert!(decision.outcome.is_none());
+    let outcome = |e: &AuditEvent| AuditEvent {
+        id: "later".into(),
+        outcome: Some(ok_outcome()),
+        ..e.clone()
+    };
+    assert!(decision.counts_call() && decision.records_decision());
+
+    // Another decision, another action, no outcome, or a second outcome: kept apart.
+    let mut other = outcome(&decision);
+    other.decision.decision_id = "another".into();
+    assert!(decision.clone().combine(other).is_some());
+    let mut other = outcome(&decision);
+    other.action = aa_core::Action::from_json(r#"{"kind":"tool_call","tool":"x"}"#).unwrap();
+    assert!(decision.clone().combine(other).is_some());
+    assert!(decision.clone().combine(decision.clone()).is_some());
+    let mut denied = decision.clone();
+    denied.decision.effect = aa_core::Effect::Deny;
+    assert!(denied.clone().combine(outcome(&denied)).is_some());
+
+    let alone = outcome(&decision);
+    assert!(!alone.records_decision() && !alone.counts_call());
+    let mut combined = decision.clone();
+    assert!(combined.combine(outcome(&decision)).is_none());
+    assert!(combined.combined && combined.records_decision() && combined.counts_call());
+    assert_eq!(combined.id, decision.id, "the decision's id and time stay");
+    assert!(combined.outcome.is_some());
+    assert!(combined.clone().combine(outcome(&decision)).is_some());
+    let json = serde_json::to_string(&combined).unwrap();
+    assert!(json.contains(r#""combined":true"#), "{json}");
+    assert!(
+        !serde_json::to_string(&decision)
+            .unwrap()
+            .contains("combined")
+    );
+}
+
+fn ok_outcome() -> Outcome {
+    Outcome {
+        duration_us: 7,
+        error: None,
+        result_size: Some(2),
+        status: OutcomeStatus::Ok,
+        usage: None,
     }
 }

@@ -3,7 +3,7 @@
 //! ledger computes them, so one gateway and several replicas count alike.
 
 use aa_core::budget::UsageRow;
-use aa_core::{Action, ActionKind, Agent, AuditEvent, CompiledPolicy, Effect, Engine, Outcome};
+use aa_core::{Action, ActionKind, Agent, AuditEvent, CompiledPolicy, Engine};
 
 use crate::store::Charge;
 
@@ -33,7 +33,8 @@ pub fn charges(
 }
 
 /// What a reported event adds to the counters (as [`Engine::charge_reported`] charges it): an
-/// allowed decision made elsewhere counts one call; an outcome's usage adds tokens and cost.
+/// allowed decision the event records counts one call; an outcome's usage adds tokens and cost
+/// (a combined event both).
 pub fn reported_deltas(
     engine: &Engine,
     agent: &Agent,
@@ -45,19 +46,17 @@ pub fn reported_deltas(
     };
     let now = engine.env().now_ms();
     let kind = event.action.kind();
-    let (calls, tokens, cost_micros) = match &event.outcome {
-        None if event.decision.effect == Effect::Allow => (1, 0, 0),
-        Some(Outcome {
-            usage: Some(usage), ..
-        }) => {
+    let calls = u64::from(event.counts_call());
+    let (tokens, cost_micros) = match event.outcome.as_ref().and_then(|o| o.usage.as_ref()) {
+        Some(usage) => {
             let model = match &event.action {
                 Action::ModelCall { model, .. } => Some(model.as_str()),
                 _ => None,
             };
             let cost = policy.prices().cost_micros(model, usage).unwrap_or(0);
-            (0, usage.total_tokens(), cost)
+            (usage.total_tokens(), cost)
         }
-        _ => return,
+        None => (0, 0),
     };
     if calls == 0 && tokens == 0 && cost_micros == 0 {
         return;

@@ -226,12 +226,7 @@ pub fn build_state(config: &GatewayConfig) -> Result<Arc<AppState>, GatewayError
                 // Replicas charge the same counters: add to them, never overwrite.
                 budget::reported_deltas(&engine, &agent, event, deltas);
             } else {
-                engine.charge_reported(
-                    &agent,
-                    &event.action,
-                    &event.decision,
-                    event.outcome.as_ref(),
-                );
+                engine.charge_reported(&agent, event);
             }
         })
     };

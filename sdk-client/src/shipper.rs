@@ -177,6 +177,9 @@ impl AuditSink for Shipper {
             st.spill.append(std::slice::from_ref(&event))?;
             return Ok(());
         }
+        let Some(event) = combine_queued(&mut st.queue, event) else {
+            return Ok(());
+        };
         st.queue.push_back(event);
         // Wake the shipper only when it has something new to do (the first event of a batch
         // window, or a full batch): a wake-up per event would cost a futex call on the hot path.
@@ -190,6 +193,29 @@ impl AuditSink for Shipper {
 
     fn flush(&self) -> Result<(), AuditError> {
         Shipper::flush(self, Duration::from_secs(5)).map_err(|e| AuditError::Refused(e.to_string()))
+    }
+}
+
+/// How far back from the newest queued event an outcome looks for its decision event.
+const COMBINE_WINDOW: usize = 1024;
+
+/// Adds an outcome event to its decision event when that is still queued (not yet sent), so
+/// the pair ships, is stored and is charged as one record ([`AuditEvent::combine`]); returns
+/// the event when it is to be queued itself. What is sent already stays as it was: the outcome
+/// then follows as its own record.
+fn combine_queued(queue: &mut VecDeque<AuditEvent>, event: AuditEvent) -> Option<AuditEvent> {
+    if event.outcome.is_none() {
+        return Some(event);
+    }
+    let id = &event.decision.decision_id;
+    let queued = queue
+        .iter_mut()
+        .rev()
+        .take(COMBINE_WINDOW)
+        .find(|q| q.decision.decision_id == *id);
+    match queued {
+        Some(decision) => decision.combine(event),
+        None => Some(event),
     }
 }
 
@@ -209,7 +235,7 @@ fn run(inner: &Inner) {
         let mut st = inner.lock();
         // Wait for work: a full batch, the interval passing with something queued, a replay,
         // or the stop.
-        let waited_since = Instant::now();
+        let mut waited_since = Instant::now();
         loop {
             let spill_work = st.replay_due || st.spill.pending > 0 || st.spill.sealed > 0;
             let full = st.queue.len() >= inner.batch;
@@ -218,7 +244,8 @@ fn run(inner: &Inner) {
             if st.stop || full || queue_due || spill_work {
                 break;
             }
-            let wait = if st.queue.is_empty() {
+            let idle = st.queue.is_empty();
+            let wait = if idle {
                 Duration::from_millis(500)
             } else {
                 inner
@@ -231,6 +258,11 @@ fn run(inner: &Inner) {
                 .wait_timeout(st, wait)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
+            if idle {
+                // The batch window opens with its first event: an outcome that follows its
+                // decision within the interval still finds it queued.
+                waited_since = Instant::now();
+            }
         }
         if st.stop && st.queue.is_empty() {
             inner.idle.notify_all();
@@ -431,5 +463,37 @@ mod tests {
         assert_eq!(max_batch(64), 64 * BACKLOG_FACTOR);
         assert_eq!(max_batch(500), aa_core::wire::MAX_EVENTS);
         assert_eq!(max_batch(usize::MAX), aa_core::wire::MAX_EVENTS);
+    }
+
+    fn event(id: &str, decision_id: &str, outcome: bool) -> AuditEvent {
+        let outcome = if outcome {
+            r#","outcome":{"duration_us":5,"status":"ok"}"#
+        } else {
+            ""
+        };
+        serde_json::from_str(&format!(
+            r#"{{"id":"{id}","ts":"2026-12-07T00:00:00.000Z","agent_id":"a","layer":"proxy",
+            "action":{{"kind":"tool_call","tool":"t","args":{{}}}},
+            "decision":{{"decision_id":"{decision_id}","effect":"allow","message":"ok",
+            "reason":"permitted"}}{outcome}}}"#
+        ))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn an_outcome_joins_its_queued_decision() {
+        let mut queue = VecDeque::from([event("e1", "d1", false), event("e2", "d2", false)]);
+        // Decisions are queued as they come.
+        let third = combine_queued(&mut queue, event("e3", "d3", false));
+        assert_eq!(third.map(|e| e.id), Some("e3".into()));
+        // An outcome whose decision is queued becomes part of it.
+        assert!(combine_queued(&mut queue, event("o1", "d1", true)).is_none());
+        let first = queue.front().unwrap_or_else(|| panic!("empty"));
+        assert!(first.combined && first.outcome.is_some() && first.id == "e1");
+        // One whose decision was sent already (or differs) is queued itself.
+        let late = combine_queued(&mut queue, event("o9", "d9", true));
+        assert_eq!(late.map(|e| e.id), Some("o9".into()));
+        let again = combine_queued(&mut queue, event("o1b", "d1", true));
+        assert_eq!(again.map(|e| e.id), Some("o1b".into()));
     }
 }

@@ -15,6 +15,7 @@ fn event(i: u64) -> AuditEvent {
             args: serde_json::from_str(&format!(r#"{{"i":{i}}}"#)).unwrap(),
         },
         agent_id: "phoenix".into(),
+        combined: false,
         decision: Decision {
             budget: None,
             decision_id: format!("d{i}"),

@@ -153,7 +153,8 @@ def test_the_example_agent_under_all_three_layers(lang: str, upstreams: dict[str
     # The budget denial came at the right call: 4 tool calls allowed, the 5th (the 4th
     # web_search) denied.
     tool_decisions = [r for r in records if r["layer"] == "sdk" and r["action"]["kind"] == "tool_call"
-                      and "outcome" not in r and r["action"]["tool"] != "delete_records"]
+                      and ("outcome" not in r or r.get("combined"))
+                      and r["action"]["tool"] != "delete_records"]
     effects = [r["decision"]["reason"] for r in tool_decisions]
     assert effects == ["permitted"] * 4 + ["budget_exceeded"], effects
     assert tool_decisions[-1]["action"]["tool"] == "web_search"

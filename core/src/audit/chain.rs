@@ -12,6 +12,8 @@ use crate::model::{Action, AuditEvent, AuditRecord, Decision, GENESIS_HASH, Laye
 struct Head<'a> {
     action: &'a Action,
     agent_id: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    combined: bool,
     decision: &'a Decision,
 }
 
@@ -38,6 +40,7 @@ fn write_body(record: &AuditRecord, out: &mut Vec<u8>) -> Result<usize, AuditErr
     let head = Head {
         action: &record.action,
         agent_id: &record.agent_id,
+        combined: record.combined,
         decision: &record.decision,
     };
     write_canonical(&head, out)?;
@@ -138,6 +141,7 @@ impl Chain {
             id: event.id,
             ts: event.ts,
             agent_id: event.agent_id,
+            combined: event.combined,
             session_id: event.session_id,
             layer: event.layer,
             action: event.action,

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Decision, Layer, Outcome};
+use super::{Action, Decision, Effect, Layer, Outcome};
 
 /// `prev_hash` of the first record of a chain: 64 zeros.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -17,6 +17,11 @@ pub struct AuditEvent {
     pub action: Action,
     /// The agent.
     pub agent_id: String,
+    /// True when this is a decision's own event with its outcome added before it was shipped
+    /// (one record instead of a decision record and an outcome record; see
+    /// [`AuditEvent::combine`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub combined: bool,
     /// What was decided.
     pub decision: Decision,
     /// Unique event id (UUIDv7).
@@ -33,6 +38,47 @@ pub struct AuditEvent {
     pub ts: String,
 }
 
+impl AuditEvent {
+    /// True when this event records its decision: a decision event, or one combined with its
+    /// outcome. An outcome reported after a decision recorded elsewhere (by the gateway, in
+    /// remote mode) is not.
+    pub fn records_decision(&self) -> bool {
+        records_decision(self.outcome.as_ref(), self.combined)
+    }
+
+    /// True when this event counts one call against the budgets: an allowed decision it
+    /// records (a layer that decided itself).
+    pub fn counts_call(&self) -> bool {
+        self.decision.effect == Effect::Allow && self.records_decision()
+    }
+
+    /// Adds the outcome reported in `later` to this decision event, when `later` reports this
+    /// very decision (same decision, action, agent, session and layer): the pair becomes one
+    /// record, which keeps this event's id and time and says `combined`. Nothing is lost but
+    /// the outcome event's own id and time (its `duration_us` says when it finished).
+    /// Returns `None` when combined; otherwise `later` comes back untouched.
+    #[must_use = "an event that did not combine is still to be recorded"]
+    pub fn combine(&mut self, later: AuditEvent) -> Option<AuditEvent> {
+        let same = self.decision.decision_id == later.decision.decision_id
+            && self.outcome.is_none()
+            && !self.combined
+            && later.outcome.is_some()
+            && !later.combined
+            && self.decision.effect == Effect::Allow
+            && self.layer == later.layer
+            && self.agent_id == later.agent_id
+            && self.session_id == later.session_id
+            && self.decision == later.decision
+            && self.action == later.action;
+        if !same {
+            return Some(later);
+        }
+        self.outcome = later.outcome;
+        self.combined = true;
+        None
+    }
+}
+
 /// One link of the hash chain.
 ///
 /// `hash = SHA-256(prev_hash ‖ JCS(record without "hash"))`, hex-encoded; see
@@ -45,6 +91,9 @@ pub struct AuditRecord {
     pub action: Action,
     /// The agent.
     pub agent_id: String,
+    /// See [`AuditEvent::combined`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub combined: bool,
     /// What was decided.
     pub decision: Decision,
     /// This record's hash.
@@ -67,13 +116,25 @@ pub struct AuditRecord {
     pub ts: String,
 }
 
+/// See [`AuditEvent::records_decision`].
+fn records_decision(outcome: Option<&Outcome>, combined: bool) -> bool {
+    outcome.is_none() || combined
+}
+
 impl AuditRecord {
+    /// See [`AuditEvent::records_decision`]: false for a record that only reports the outcome
+    /// of a decision recorded before it.
+    pub fn records_decision(&self) -> bool {
+        records_decision(self.outcome.as_ref(), self.combined)
+    }
+
     /// The event this record carries.
     pub fn event(&self) -> AuditEvent {
         AuditEvent {
             id: self.id.clone(),
             ts: self.ts.clone(),
             agent_id: self.agent_id.clone(),
+            combined: self.combined,
             session_id: self.session_id.clone(),
             layer: self.layer,
             action: self.action.clone(),

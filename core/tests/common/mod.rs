@@ -42,6 +42,7 @@ pub fn event(env: &dyn Environment, n: u64) -> AuditEvent {
         id: env.new_id(),
         ts: format_ts(env.now_ms()),
         agent_id: format!("agent-{}", n % 3),
+        combined: false,
         session_id: None,
         layer: Layer::Sdk,
         action: Action::ToolCall {

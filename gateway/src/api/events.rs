@@ -64,6 +64,9 @@ fn invalid(e: &AuditEvent) -> Option<String> {
     if e.id.is_empty() || e.id.len() > 128 {
         return Some("event ids must be 1 to 128 characters".into());
     }
+    if e.combined && e.outcome.is_none() {
+        return Some("a combined event carries its outcome".into());
+    }
     aa_core::Agent::new(e.agent_id.clone())
         .validate()
         .and_then(|()| e.action.validate())

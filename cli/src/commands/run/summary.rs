@@ -207,7 +207,7 @@ fn count(report: &mut Report, denials: &mut BTreeMap<(String, String), u64>, r: 
         return;
     }
     // An outcome record follows its decision record: count each action once.
-    if r.outcome.is_some() {
+    if !r.records_decision() {
         return;
     }
     let layer = report
