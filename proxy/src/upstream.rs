@@ -11,7 +11,11 @@ use crate::{ProxyConfig, ProxyError};
 
 /// How the proxy reaches upstreams: HTTP(S) requests, and WebSockets (same trust, HTTP/1.1 only).
 pub(crate) struct Upstreams {
+    /// For requests from HTTP/2 clients: HTTP/2 or HTTP/1.1, as the upstream offers.
     pub(crate) http: TimeoutConnector<HttpsConnector<HttpConnector>>,
+    /// For requests from HTTP/1.x clients: HTTP/1.1 only, one pooled connection per request in
+    /// flight, as the client itself would have had (no stream on a shared HTTP/2 connection).
+    pub(crate) http1: TimeoutConnector<HttpsConnector<HttpConnector>>,
     pub(crate) websocket: hudsucker::tokio_tungstenite::Connector,
 }
 
@@ -20,7 +24,8 @@ pub(crate) fn connectors(config: &ProxyConfig) -> Result<Upstreams, ProxyError> 
     let tls = client_tls(config)?;
     Ok(Upstreams {
         websocket: hudsucker::tokio_tungstenite::Connector::Rustls(Arc::new(tls.clone())),
-        http: http_connector(config, tls),
+        http1: http_connector(config, tls.clone(), false),
+        http: http_connector(config, tls, true),
     })
 }
 
@@ -59,6 +64,7 @@ fn client_tls(config: &ProxyConfig) -> Result<rustls::ClientConfig, ProxyError> 
 fn http_connector(
     config: &ProxyConfig,
     tls: rustls::ClientConfig,
+    http2: bool,
 ) -> TimeoutConnector<HttpsConnector<HttpConnector>> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -67,9 +73,12 @@ fn http_connector(
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
+        .enable_http1();
+    let https = if http2 {
+        https.enable_http2().wrap_connector(http)
+    } else {
+        https.wrap_connector(http)
+    };
     // An upstream that accepts and then hangs is cut off: no read or write may stall longer.
     let mut timed = TimeoutConnector::new(https);
     timed.set_connect_timeout(Some(config.upstream_timeout));

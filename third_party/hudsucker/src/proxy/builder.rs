@@ -143,6 +143,7 @@ impl<CA> ProxyBuilder<WantsClient<CA>> {
                     ca: self.0.ca,
                     http_connector: Err(Error::from(e)),
                     client: None,
+                    http1_connector: None,
                     http_handler: NoopHandler::new(),
                     websocket_handler: NoopHandler::new(),
                     websocket_connector: None,
@@ -167,6 +168,7 @@ impl<CA> ProxyBuilder<WantsClient<CA>> {
             ca: self.0.ca,
             http_connector: Ok(https),
             client: None,
+            http1_connector: None,
             http_handler: NoopHandler::new(),
             websocket_handler: NoopHandler::new(),
             websocket_connector: Some(Connector::Rustls(Arc::new(rustls_config))),
@@ -191,6 +193,7 @@ impl<CA> ProxyBuilder<WantsClient<CA>> {
                     ca: self.0.ca,
                     http_connector: Err(Error::from(e)),
                     client: None,
+                    http1_connector: None,
                     http_handler: NoopHandler::new(),
                     websocket_handler: NoopHandler::new(),
                     websocket_connector: None,
@@ -208,6 +211,7 @@ impl<CA> ProxyBuilder<WantsClient<CA>> {
             ca: self.0.ca,
             http_connector: Ok(https),
             client: None,
+            http1_connector: None,
             http_handler: NoopHandler::new(),
             websocket_handler: NoopHandler::new(),
             websocket_connector: Some(Connector::NativeTls(tls_connector)),
@@ -229,6 +233,7 @@ impl<CA> ProxyBuilder<WantsClient<CA>> {
             ca: self.0.ca,
             http_connector: Ok(connector),
             client: None,
+            http1_connector: None,
             http_handler: NoopHandler::new(),
             websocket_handler: NoopHandler::new(),
             websocket_connector: None,
@@ -244,6 +249,7 @@ pub struct WantsHandlers<CA, C, H, W, F> {
     ca: CA,
     http_connector: Result<C, Error>,
     client: Option<ClientBuilder>,
+    http1_connector: Option<C>,
     http_handler: H,
     websocket_handler: W,
     websocket_connector: Option<Connector>,
@@ -262,6 +268,7 @@ impl<CA, C, H, W, F> ProxyBuilder<WantsHandlers<CA, C, H, W, F>> {
             ca: self.0.ca,
             http_connector: self.0.http_connector,
             client: self.0.client,
+            http1_connector: self.0.http1_connector,
             http_handler,
             websocket_handler: self.0.websocket_handler,
             websocket_connector: self.0.websocket_connector,
@@ -280,6 +287,7 @@ impl<CA, C, H, W, F> ProxyBuilder<WantsHandlers<CA, C, H, W, F>> {
             ca: self.0.ca,
             http_connector: self.0.http_connector,
             client: self.0.client,
+            http1_connector: self.0.http1_connector,
             http_handler: self.0.http_handler,
             websocket_handler,
             websocket_connector: self.0.websocket_connector,
@@ -292,6 +300,17 @@ impl<CA, C, H, W, F> ProxyBuilder<WantsHandlers<CA, C, H, W, F>> {
     pub fn with_websocket_connector(self, connector: Connector) -> Self {
         ProxyBuilder(WantsHandlers {
             websocket_connector: Some(connector),
+            ..self.0
+        })
+    }
+
+    /// PATCHED (Agent Assembly): the connector for requests that came in over HTTP/1.x, so each
+    /// is forwarded in the protocol its client spoke (without one, the HTTP connector serves
+    /// both). An HTTP/1.1 client then gets pooled upstream connections of its own rather than
+    /// a stream on one HTTP/2 connection shared by every client of that host.
+    pub fn with_http1_connector(self, connector: C) -> Self {
+        ProxyBuilder(WantsHandlers {
+            http1_connector: Some(connector),
             ..self.0
         })
     }
@@ -322,6 +341,7 @@ impl<CA, C, H, W, F> ProxyBuilder<WantsHandlers<CA, C, H, W, F>> {
             ca: self.0.ca,
             http_connector: self.0.http_connector,
             client: self.0.client,
+            http1_connector: self.0.http1_connector,
             http_handler: self.0.http_handler,
             websocket_handler: self.0.websocket_handler,
             websocket_connector: self.0.websocket_connector,
@@ -340,6 +360,7 @@ impl<CA, C, H, W, F> ProxyBuilder<WantsHandlers<CA, C, H, W, F>> {
             ca: Arc::new(self.0.ca),
             http_connector: self.0.http_connector?,
             client: self.0.client,
+            http1_connector: self.0.http1_connector,
             http_handler: self.0.http_handler,
             websocket_handler: self.0.websocket_handler,
             websocket_connector: self.0.websocket_connector,

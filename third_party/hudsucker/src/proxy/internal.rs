@@ -76,6 +76,8 @@ fn spawn_with_trace<T: Send + Sync + 'static>(
 pub(crate) struct InternalProxy<C, CA, H, W> {
     pub ca: Arc<CA>,
     pub client: Client<C, Body>,
+    /// PATCHED (Agent Assembly): the client for requests that came in over HTTP/1.x.
+    pub client_h1: Client<C, Body>,
     pub server: ServerBuilder<TokioExecutor>,
     pub http_handler: H,
     pub websocket_handler: W,
@@ -93,6 +95,7 @@ where
         InternalProxy {
             ca: Arc::clone(&self.ca),
             client: self.client.clone(),
+            client_h1: self.client_h1.clone(),
             server: self.server.clone(),
             http_handler: self.http_handler.clone(),
             websocket_handler: self.websocket_handler.clone(),
@@ -145,8 +148,13 @@ where
         } else if hyper_tungstenite::is_upgrade_request(&req) {
             Ok(self.upgrade_websocket(req))
         } else {
-            let res = self
-                .client
+            // PATCHED (Agent Assembly): forwarded in the protocol the client spoke.
+            let client = if req.version() == hyper::Version::HTTP_2 {
+                &self.client
+            } else {
+                &self.client_h1
+            };
+            let res = client
                 .request(normalize_request(req))
                 .instrument(info_span!("proxy_request"))
                 .await;
@@ -533,6 +541,7 @@ mod tests {
         InternalProxy {
             ca: Arc::new(CA),
             client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+            client_h1: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
             server: ServerBuilder::new(TokioExecutor::new()),
             http_handler: crate::NoopHandler::new(),
             websocket_handler: crate::NoopHandler::new(),

@@ -75,6 +75,7 @@ pub struct Proxy<C, CA, H, W, F> {
     ca: Arc<CA>,
     http_connector: C,
     client: Option<ClientBuilder>,
+    http1_connector: Option<C>,
     http_handler: H,
     websocket_handler: W,
     websocket_connector: Option<Connector>,
@@ -103,16 +104,19 @@ where
     ///
     /// This will return an error if the proxy server is unable to be started.
     pub async fn start(self) -> Result<(), Error> {
-        let client = self
-            .client
-            .unwrap_or_else(|| {
-                let mut builder = Client::builder(TokioExecutor::new());
-                builder
-                    .http1_title_case_headers(true)
-                    .http1_preserve_header_case(true);
-                builder
-            })
-            .build(self.http_connector);
+        let builder = self.client.unwrap_or_else(|| {
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder
+                .http1_title_case_headers(true)
+                .http1_preserve_header_case(true);
+            builder
+        });
+        // PATCHED (Agent Assembly): a client of its own for requests that came in over HTTP/1.x.
+        let client_h1 = match self.http1_connector {
+            Some(connector) => builder.build(connector),
+            None => builder.build(self.http_connector.clone()),
+        };
+        let client = builder.build(self.http_connector);
 
         let server = self.server.unwrap_or_else(|| {
             let mut builder = ServerBuilder::new(TokioExecutor::new());
@@ -150,6 +154,7 @@ where
                     }
 
                     let client = client.clone();
+                    let client_h1 = client_h1.clone();
                     let server = server.clone();
                     let ca = Arc::clone(&self.ca);
                     let http_handler = self.http_handler.clone();
@@ -164,6 +169,7 @@ where
                                 InternalProxy {
                                     ca: Arc::clone(&ca),
                                     client: client.clone(),
+                                    client_h1: client_h1.clone(),
                                     server: server.clone(),
                                     http_handler: http_handler.clone(),
                                     websocket_handler: websocket_handler.clone(),
