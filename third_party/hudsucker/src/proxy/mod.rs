@@ -111,12 +111,13 @@ where
                 .http1_preserve_header_case(true);
             builder
         });
-        // PATCHED (Agent Assembly): a client of its own for requests that came in over HTTP/1.x.
+        let client = builder.build(self.http_connector);
+        // PATCHED (Agent Assembly): a client of its own for requests that came in over HTTP/1.x,
+        // when a connector for them was given (else the one client, and its pool, serves both).
         let client_h1 = match self.http1_connector {
             Some(connector) => builder.build(connector),
-            None => builder.build(self.http_connector.clone()),
+            None => client.clone(),
         };
-        let client = builder.build(self.http_connector);
 
         let server = self.server.unwrap_or_else(|| {
             let mut builder = ServerBuilder::new(TokioExecutor::new());
