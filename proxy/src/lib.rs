@@ -16,6 +16,7 @@ mod handler;
 mod identity;
 mod limits;
 mod mcp;
+mod stall;
 mod stats;
 mod upstream;
 mod ws;

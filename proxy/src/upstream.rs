@@ -1,21 +1,21 @@
 //! The upstream side: TLS re-originated with full verification (webpki roots, the system store,
-//! and an optional extra CA bundle), HTTP/1.1 and HTTP/2 by ALPN, connect and read timeouts.
+//! and an optional extra CA bundle), HTTP/1.1 and HTTP/2 by ALPN, connect and stall timeouts.
 
 use std::sync::Arc;
 
 use hyper_rustls::HttpsConnector;
-use hyper_timeout::TimeoutConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 
+use crate::stall::StallConnector;
 use crate::{ProxyConfig, ProxyError};
 
 /// How the proxy reaches upstreams: HTTP(S) requests, and WebSockets (same trust, HTTP/1.1 only).
 pub(crate) struct Upstreams {
     /// For requests from HTTP/2 clients: HTTP/2 or HTTP/1.1, as the upstream offers.
-    pub(crate) http: TimeoutConnector<HttpsConnector<HttpConnector>>,
+    pub(crate) http: StallConnector<HttpsConnector<HttpConnector>>,
     /// For requests from HTTP/1.x clients: HTTP/1.1 only, one pooled connection per request in
     /// flight, as the client itself would have had (no stream on a shared HTTP/2 connection).
-    pub(crate) http1: TimeoutConnector<HttpsConnector<HttpConnector>>,
+    pub(crate) http1: StallConnector<HttpsConnector<HttpConnector>>,
     pub(crate) websocket: hudsucker::tokio_tungstenite::Connector,
 }
 
@@ -65,7 +65,7 @@ fn http_connector(
     config: &ProxyConfig,
     tls: rustls::ClientConfig,
     http2: bool,
-) -> TimeoutConnector<HttpsConnector<HttpConnector>> {
+) -> StallConnector<HttpsConnector<HttpConnector>> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(config.upstream_timeout));
@@ -79,12 +79,9 @@ fn http_connector(
     } else {
         https.wrap_connector(http)
     };
-    // An upstream that accepts and then hangs is cut off: no read or write may stall longer.
-    let mut timed = TimeoutConnector::new(https);
-    timed.set_connect_timeout(Some(config.upstream_timeout));
-    timed.set_read_timeout(Some(config.upstream_timeout));
-    timed.set_write_timeout(Some(config.upstream_timeout));
-    timed
+    // An upstream that accepts and then hangs is cut off: neither the connect (TCP and TLS) nor,
+    // later, any read or write may stall longer.
+    StallConnector::new(https, config.upstream_timeout)
 }
 
 fn webpki_roots_anchors() -> impl Iterator<Item = rustls::pki_types::TrustAnchor<'static>> {
