@@ -4,7 +4,9 @@
 # with the shared harness ../shared/bench/proxy_bench.sh (oha as the load tool).
 #  - saturation req/s over 16 kept-alive TLS-intercepted connections;
 #  - p50/p99 at a steady rate (default 3,000 req/s), added latency = proxy minus direct;
-#  - then the leaf-certificate criterion bench (mint a new host, cached hit, 10,000-host cache).
+#  - then the leaf-certificate criterion bench (mint a new host, cached hit, 10,000-host cache);
+#  - the host's steal time over the run (a VM's vCPUs taken by the hypervisor), so a run on a
+#    contended host is told apart from the proxy's own latency.
 # Usage: bench/proxy.sh [--rounds N] [--rate RPS] [--duration S] [--http2] [other harness options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,12 +30,34 @@ step "local CA for the proxy (not added to the system store)"
 "$AASM" proxy install-ca --ca-dir "$WORK/ca" --trust-dir "$WORK/trust" > /dev/null
 
 step "proxy bench: direct vs mitmdump vs aasm proxy"
+# Steal sampler: one line a second, "epoch steal-jiffies wanted-jiffies" from /proc/stat (wanted =
+# all but idle and iowait: steal only happens while a vCPU has work).
+STEAL="$WORK/steal.tsv"
+: > "$STEAL"
+( while :; do
+    awk -v t="$(date +%s)" '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print t, $9, s-$5-$6; exit}' /proc/stat
+    sleep 1
+  done >> "$STEAL" ) &
+SAMPLER=$!
+trap 'kill $SAMPLER 2>/dev/null; gateway_stop' EXIT
 PORT="${AA_PROXY_BENCH_PORT:-18090}"
 CMD="env RUST_LOG=warn AA_TOKEN=$AA_ADMIN_TOKEN $AASM proxy run --listen 127.0.0.1:$PORT --ca-dir $WORK/ca --state-dir $WORK/state"
 CMD+=" --gateway $GW_URL --default-agent bench --upstream-ca \$PROXYBENCH_UPSTREAM_CA"
 bash "$HARNESS" --install --rate 3000 --extra-name aasm --extra-url "http://127.0.0.1:$PORT" \
   --extra-cmd "$CMD" --extra-ca "$WORK/ca/ca.pem" --out "$WORK/results" "$@"
+kill "$SAMPLER" 2>/dev/null || true
 cat "$WORK/results/table.md"
+python3 - "$STEAL" <<'PY'
+import sys
+rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 3]
+pct = lambda a, b: 100.0 * (b[1] - a[1]) / max(1, b[2] - a[2])
+if len(rows) < 2:
+    sys.exit("host steal: not sampled")
+worst = max((pct(rows[i], rows[i + 10]) for i in range(len(rows) - 10)), default=pct(rows[0], rows[-1]))
+print(f"host steal (of the time our vCPUs had work, the share the hypervisor ran others): {pct(rows[0], rows[-1]):.1f}% over "
+      f"{rows[-1][0] - rows[0][0]} s, worst 10 s {worst:.1f}%; latency figures from a run with "
+      "steal above a few % measure the host, not the proxy.")
+PY
 step "the audit chain the proxy wrote to the gateway"
 curl -sS -H "Authorization: Bearer $AA_ADMIN_TOKEN" "$GW_URL/v1/audit/verify"; echo
 
