@@ -39,7 +39,7 @@ STEAL="$WORK/steal.tsv"
     sleep 1
   done >> "$STEAL" ) &
 SAMPLER=$!
-trap 'kill $SAMPLER 2>/dev/null; gateway_stop' EXIT
+trap 'kill "$SAMPLER" 2>/dev/null || true; gateway_stop' EXIT
 PORT="${AA_PROXY_BENCH_PORT:-18090}"
 CMD="env RUST_LOG=warn AA_TOKEN=$AA_ADMIN_TOKEN $AASM proxy run --listen 127.0.0.1:$PORT --ca-dir $WORK/ca --state-dir $WORK/state"
 CMD+=" --gateway $GW_URL --default-agent bench --upstream-ca \$PROXYBENCH_UPSTREAM_CA"
