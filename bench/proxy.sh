@@ -51,12 +51,13 @@ python3 - "$STEAL" <<'PY'
 import sys
 rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 3]
 pct = lambda a, b: 100.0 * (b[1] - a[1]) / max(1, b[2] - a[2])
-if len(rows) < 2:
-    sys.exit("host steal: not sampled")
-worst = max((pct(rows[i], rows[i + 10]) for i in range(len(rows) - 10)), default=pct(rows[0], rows[-1]))
-print(f"host steal (of the time our vCPUs had work, the share the hypervisor ran others): {pct(rows[0], rows[-1]):.1f}% over "
-      f"{rows[-1][0] - rows[0][0]} s, worst 10 s {worst:.1f}%; latency figures from a run with "
-      "steal above a few % measure the host, not the proxy.")
+if len(rows) < 2:  # an annotation: its absence is said, and does not fail the bench
+    print("host steal: not sampled")
+else:
+    worst = max((pct(rows[i], rows[i + 10]) for i in range(len(rows) - 10)), default=pct(rows[0], rows[-1]))
+    print(f"host steal (of the time our vCPUs had work, the share the hypervisor ran others): "
+          f"{pct(rows[0], rows[-1]):.1f}% over {rows[-1][0] - rows[0][0]} s, worst 10 s {worst:.1f}%; "
+          "latency figures from a run with steal above a few % measure the host, not the proxy.")
 PY
 step "the audit chain the proxy wrote to the gateway"
 curl -sS -H "Authorization: Bearer $AA_ADMIN_TOKEN" "$GW_URL/v1/audit/verify"; echo
